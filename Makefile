@@ -1,0 +1,52 @@
+# sentinel-go: build, test, demo, conformance.
+#
+#   make demo          run the daemon on a demo database and show what it did
+#   make test          everything CI runs (unit, integration against PouchDB Server, conformance)
+#   make conformance   every public conformance scenario, with counts
+
+SHELL := /bin/bash
+GO ?= go
+SHARED ?= ../shared
+BIN := bin/sentinel
+POUCHDB := scripts/pouchdb.sh
+TEST_PORT ?= 5987
+CONFORMANCE := python3 $(SHARED)/conformance/run.py --sut 'exec ./bin/sentinel' --jobs 2
+
+.PHONY: all build test unit lint integration conformance conformance-listed demo clean pouchdb-start pouchdb-stop
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/sentinel
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Unit and integration tests: PouchDB Server is started on 127.0.0.1 for the
+# tests that need a real server (they skip without SENTINEL_TEST_COUCH).
+integration: build
+	@url=$$($(POUCHDB) start $(TEST_PORT)) || exit 1; \
+	  trap '$(POUCHDB) stop' EXIT; \
+	  SENTINEL_TEST_COUCH=$$url SENTINEL_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 ./...
+
+conformance-listed: build
+	$(CONFORMANCE) $$(grep -v '^#' testdata/conformance-suites.txt | sed '/^$$/d; s#^#$(SHARED)/conformance/scenarios/#; s#$$#.json#')
+
+test: lint integration conformance-listed
+
+conformance: build
+	$(CONFORMANCE) $(SHARED)/conformance/scenarios
+
+demo: build
+	scripts/demo.sh
+
+pouchdb-start:
+	$(POUCHDB) start $(TEST_PORT)
+
+pouchdb-stop:
+	$(POUCHDB) stop
+
+clean:
+	rm -rf bin

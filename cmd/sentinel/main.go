@@ -1,0 +1,118 @@
+// Command sentinel is the sentinel-go daemon: a drop-in replacement for the
+// CHT Sentinel. It follows the CouchDB `_changes` feed of COUCH_URL and runs
+// the transitions configured in app_settings on every document.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/term"
+
+	"sentinel-go/daemon"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const usage = `sentinel-go: runs CHT Sentinel transitions on a CouchDB database.
+
+Usage:
+  sentinel [flags]
+
+Environment (flags override):
+  COUCH_URL     main database URL with credentials, e.g. http://admin:pass@localhost:5984/medic
+  SENTINEL_DB   sentinel database name (default: <main db>-sentinel)
+  TZ            time zone of date arithmetic (offsets, windows, day boundaries)
+
+Signals:
+  SIGTERM, SIGINT  finish the change in hand, write the checkpoint, exit 0
+  SIGUSR2          run the scheduled jobs now
+
+Flags:
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sentinel", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	couchURL := fs.String("couch-url", os.Getenv("COUCH_URL"), "main database URL with credentials (env COUCH_URL)")
+	sentinelDB := fs.String("sentinel-db", os.Getenv("SENTINEL_DB"), "sentinel database (env SENTINEL_DB; default <db>-sentinel)")
+	logFormat := fs.String("log-format", "", "log format: json or console (default: console on a terminal, else json)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	exprTimeout := fs.Duration("expr-timeout", 100*time.Millisecond, "time bound of each config expression evaluation")
+	jobInterval := fs.Duration("job-interval", 5*time.Minute, "how often the scheduled jobs run")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	log, err := newLogger(*logFormat, *logLevel, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "sentinel:", err)
+		return 2
+	}
+	if *couchURL == "" {
+		fmt.Fprintln(stderr, "sentinel: COUCH_URL is not set (e.g. http://admin:pass@localhost:5984/medic); see --help")
+		return 2
+	}
+	d, err := daemon.New(daemon.Options{
+		CouchURL: *couchURL, SentinelDB: *sentinelDB, Log: log,
+		ExprTimeout: *exprTimeout, JobInterval: *jobInterval, Jobs: daemon.DefaultJobs(),
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "sentinel:", err)
+		return 2
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2)
+	go func() {
+		for s := range sigs {
+			if s == syscall.SIGUSR2 {
+				log.Info().Str("component", "daemon").Msg("SIGUSR2: running scheduled jobs now")
+				d.RunJobs()
+				continue
+			}
+			log.Info().Str("component", "daemon").Str("signal", s.String()).Msg("Stopping")
+			cancel()
+		}
+	}()
+	if err := d.Run(ctx); err != nil && ctx.Err() == nil {
+		log.Error().Err(err).Msg("Daemon failed")
+		return 1
+	}
+	return 0
+}
+
+func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("bad --log-level %q", level)
+	}
+	var out io.Writer = w
+	switch format {
+	case "":
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		}
+	case "console":
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: true}
+	case "json":
+	default:
+		return zerolog.Logger{}, fmt.Errorf("bad --log-format %q (json or console)", format)
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
+}

@@ -1,0 +1,186 @@
+// Package couch holds all CouchDB access of the daemon: the connection, plain
+// document reads and writes, the `_changes` feed, the checkpoint, info docs and
+// the lookups answered by the daemon's own design document.
+//
+// It speaks to any CouchDB 2/3 or PouchDB Server through kivik v4. Documents are
+// JSON values decoded into map[string]any (numbers as float64), the shape every
+// other package of the daemon works with.
+package couch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	kivik "github.com/go-kivik/kivik/v4"
+	_ "github.com/go-kivik/kivik/v4/couchdb" // the CouchDB driver
+)
+
+// Doc is a CouchDB document as decoded JSON.
+type Doc = map[string]any
+
+// ErrNotFound is returned when a document does not exist (or is deleted).
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a write loses a revision race (HTTP 409).
+var ErrConflict = errors.New("document update conflict")
+
+// Config says where the databases are.
+type Config struct {
+	// URL is COUCH_URL: the main database with credentials, e.g.
+	// http://admin:pass@127.0.0.1:5984/medic.
+	URL string
+	// SentinelDB is SENTINEL_DB; empty means "<main db>-sentinel".
+	SentinelDB string
+}
+
+// Location is a parsed COUCH_URL.
+type Location struct {
+	Server     string // scheme://user:pass@host:port (with credentials)
+	MainDB     string
+	SentinelDB string
+}
+
+// ParseURL validates COUCH_URL and derives the database names. A URL without a
+// database path, with another scheme than http(s), or without a host is rejected
+// with a message that never contains the password.
+func ParseURL(raw, sentinelDB string) (Location, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return Location{}, fmt.Errorf("COUCH_URL is not a valid URL: %s", Redact(err.Error(), raw))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return Location{}, fmt.Errorf("COUCH_URL must start with http:// or https:// (got %q)", RedactURL(raw))
+	}
+	if u.Host == "" {
+		return Location{}, fmt.Errorf("COUCH_URL has no host: %q", RedactURL(raw))
+	}
+	db := strings.Trim(u.Path, "/")
+	if db == "" || strings.Contains(db, "/") {
+		return Location{}, fmt.Errorf("COUCH_URL must name the main database, e.g. http://admin:pass@localhost:5984/medic (got %q)", RedactURL(raw))
+	}
+	if sentinelDB == "" {
+		sentinelDB = db + "-sentinel"
+	}
+	server := *u
+	server.Path, server.RawPath, server.RawQuery, server.Fragment = "", "", "", ""
+	return Location{Server: server.String(), MainDB: db, SentinelDB: sentinelDB}, nil
+}
+
+// RedactURL returns raw with any password replaced by "xxxxx", for logs.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Redact removes the password found in rawURL from text.
+func Redact(text, rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return text
+	}
+	if pw, has := u.User.Password(); has && pw != "" {
+		text = strings.ReplaceAll(text, pw, "xxxxx")
+		text = strings.ReplaceAll(text, url.QueryEscape(pw), "xxxxx")
+	}
+	return text
+}
+
+// Client is a connection to the server holding the main and sentinel dbs.
+type Client struct {
+	loc      Location
+	kc       *kivik.Client
+	Main     *DB
+	Sentinel *DB
+}
+
+// Open connects (lazily: no request is made) to the server in loc.
+func Open(loc Location) (*Client, error) {
+	kc, err := kivik.New("couch", loc.Server)
+	if err != nil {
+		return nil, fmt.Errorf("open CouchDB client: %s", Redact(err.Error(), loc.Server))
+	}
+	c := &Client{loc: loc, kc: kc}
+	c.Main = &DB{name: loc.MainDB, k: kc.DB(loc.MainDB), server: loc.Server}
+	c.Sentinel = &DB{name: loc.SentinelDB, k: kc.DB(loc.SentinelDB), server: loc.Server}
+	return c, nil
+}
+
+// Location returns where the client points.
+func (c *Client) Location() Location { return c.loc }
+
+// DB returns a handle on another database of the same server.
+func (c *Client) DB(name string) *DB {
+	return &DB{name: name, k: c.kc.DB(name), server: c.loc.Server}
+}
+
+// Ping checks that the server answers and the main database exists.
+func (c *Client) Ping(ctx context.Context) error {
+	ok, err := c.kc.DBExists(ctx, c.loc.MainDB)
+	if err != nil {
+		return c.wrap("reach CouchDB", err)
+	}
+	if !ok {
+		return fmt.Errorf("main database %q does not exist", c.loc.MainDB)
+	}
+	return nil
+}
+
+// EnsureSentinelDB creates the sentinel database when it is missing.
+func (c *Client) EnsureSentinelDB(ctx context.Context) error {
+	ok, err := c.kc.DBExists(ctx, c.loc.SentinelDB)
+	if err != nil {
+		return c.wrap("check sentinel db", err)
+	}
+	if ok {
+		return nil
+	}
+	if err := c.kc.CreateDB(ctx, c.loc.SentinelDB); err != nil && kivik.HTTPStatus(err) != http.StatusPreconditionFailed {
+		return c.wrap("create sentinel db "+c.loc.SentinelDB, err)
+	}
+	return nil
+}
+
+// Close releases the client.
+func (c *Client) Close() error { return c.kc.Close() }
+
+func (c *Client) wrap(what string, err error) error {
+	return wrapErr(what, err, c.loc.Server)
+}
+
+// wrapErr classifies kivik errors into ErrNotFound / ErrConflict and removes
+// credentials from the message.
+func wrapErr(what string, err error, server string) error {
+	if err == nil {
+		return nil
+	}
+	switch kivik.HTTPStatus(err) {
+	case http.StatusNotFound:
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	case http.StatusConflict:
+		return fmt.Errorf("%s: %w", what, ErrConflict)
+	}
+	return &Error{What: what, Status: kivik.HTTPStatus(err), Msg: Redact(err.Error(), server)}
+}
+
+// Error is a database failure other than not-found or conflict: network
+// errors, 5xx, bad requests. Its text never holds credentials.
+type Error struct {
+	What   string
+	Status int
+	Msg    string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.What, e.Msg) }
+
+// Temporary reports whether retrying later may succeed (network, 5xx).
+func (e *Error) Temporary() bool { return e.Status == 0 || e.Status >= 500 }

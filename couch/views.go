@@ -1,0 +1,229 @@
+package couch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// DesignDocID is the daemon's own design document in the main db. It answers
+// every lookup the transitions and jobs need, so a fresh CouchDB works without
+// CHT's design docs.
+const DesignDocID = "_design/sentinel-go"
+
+// ddocName is DesignDocID without its prefix, as view queries want it.
+const ddocName = "sentinel-go"
+
+// viewsVersion changes whenever a view below changes; the design doc is
+// rewritten at start when the stored version differs.
+const viewsVersion = "2026-11-22.1"
+
+const isContact = `var CONTACT_TYPES = {contact: 1, person: 1, clinic: 1, health_center: 1, district_hospital: 1};`
+
+// views holds the map functions. They are plain ES5 so that CouchDB 2/3's
+// SpiderMonkey/QuickJS and PouchDB Server's JavaScript both run them.
+var views = map[string]string{
+	// contact by phone [CHT contacts_by_phone]
+	"contacts_by_phone": `function (doc) {
+  ` + isContact + `
+  if (CONTACT_TYPES[doc.type] && doc.phone) { emit(String(doc.phone), null); }
+}`,
+	// contact by shortcode or rc_code [CHT contacts_by_reference]
+	"contacts_by_reference": `function (doc) {
+  ` + isContact + `
+  if (!CONTACT_TYPES[doc.type]) { return; }
+  if (doc.patient_id !== undefined && doc.patient_id !== null && doc.patient_id !== '') { emit(['shortcode', String(doc.patient_id)], null); }
+  if (doc.place_id !== undefined && doc.place_id !== null && doc.place_id !== '') { emit(['shortcode', String(doc.place_id)], null); }
+  if (doc.rc_code) { emit(['external', String(doc.rc_code).toUpperCase()], null); }
+}`,
+	// any doc holding a shortcode [CHT docs_by_shortcode]
+	"docs_by_shortcode": `function (doc) {
+  ['patient_id', 'place_id', 'case_id'].forEach(function (k) {
+    var v = doc[k];
+    if (v !== undefined && v !== null && v !== '') { emit(String(v), null); }
+  });
+}`,
+	// reports by subject id [CHT reports_by_subject]; value: reported_date
+	"reports_by_subject": `function (doc) {
+  if (doc.type !== 'data_record' || !doc.form) { return; }
+  var seen = {};
+  var add = function (v) {
+    if (v === undefined || v === null || v === '') { return; }
+    v = String(v);
+    if (!seen[v]) { seen[v] = true; emit(v, doc.reported_date || 0); }
+  };
+  var f = doc.fields || {};
+  add(doc.patient_id); add(doc.place_id); add(doc.case_id);
+  add(f.patient_id); add(f.place_id); add(f.case_id); add(f.patient_uuid); add(f.place_uuid);
+}`,
+	// report free-text terms [CHT reports_by_freetext], for unique/exists rules
+	"reports_by_freetext": `function (doc) {
+  if (doc.type !== 'data_record' || !doc.form) { return; }
+  var skip = {_id: 1, _rev: 1, type: 1, refid: 1, content: 1};
+  var value = {form: doc.form, reported_date: doc.reported_date || 0, has_errors: !!(doc.errors && doc.errors.length)};
+  var seen = {};
+  var scan = function (obj) {
+    if (!obj || typeof obj !== 'object') { return; }
+    Object.keys(obj).forEach(function (k) {
+      var v = obj[k];
+      if (skip[k] || /_date$/.test(k)) { return; }
+      if (typeof v !== 'string' && typeof v !== 'number') { return; }
+      var term = k + ':' + String(v).toLowerCase();
+      if (term.length < 3 || seen[term]) { return; }
+      seen[term] = true;
+      emit(term, value);
+    });
+  };
+  scan(doc); scan(doc.fields);
+}`,
+	// contacts by each of their ancestors, for descendant walks
+	"contacts_by_ancestor": `function (doc) {
+  ` + isContact + `
+  if (!CONTACT_TYPES[doc.type]) { return; }
+  var p = doc.parent, depth = 1;
+  while (p && p._id && depth < 20) { emit(p._id, depth); p = p.parent; depth++; }
+}`,
+	// contacts by type (contact_type for configurable types)
+	"contacts_by_type": `function (doc) {
+  ` + isContact + `
+  if (!CONTACT_TYPES[doc.type]) { return; }
+  emit(doc.type === 'contact' ? doc.contact_type : doc.type, null);
+}`,
+	// docs with scheduled_tasks in state "scheduled", by due date (ISO or ms)
+	"scheduled_tasks_by_due": `function (doc) {
+  if (!doc.scheduled_tasks || !doc.scheduled_tasks.length) { return; }
+  var min = null;
+  doc.scheduled_tasks.forEach(function (t) {
+    if (!t || t.state !== 'scheduled') { return; }
+    var due = t.due !== undefined ? t.due : (t.timestamp !== undefined ? t.timestamp : doc.reported_date);
+    var ms = typeof due === 'number' ? due : Date.parse(due);
+    if (isNaN(ms)) { return; }
+    emit(ms, null);
+  });
+}`,
+	// reports by form and reported_date, for alert windows
+	"reports_by_form_and_date": `function (doc) {
+  if (doc.type === 'data_record' && doc.form) { emit([doc.form, doc.reported_date || 0], null); }
+}`,
+}
+
+// EnsureDesignDoc installs or updates the daemon's design doc when its
+// version differs from the one this binary carries.
+func (d *DB) EnsureDesignDoc(ctx context.Context) error {
+	cur, err := d.Get(ctx, DesignDocID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("read design doc: %w", err)
+	}
+	if cur != nil && cur["version"] == viewsVersion {
+		return nil
+	}
+	vs := map[string]any{}
+	for name, fn := range views {
+		vs[name] = map[string]any{"map": fn}
+	}
+	doc := Doc{"_id": DesignDocID, "language": "javascript", "version": viewsVersion, "views": vs}
+	if cur != nil {
+		doc["_rev"] = cur["_rev"]
+	}
+	if err := d.Put(ctx, doc); err != nil && !errors.Is(err, ErrConflict) {
+		return fmt.Errorf("install design doc: %w", err)
+	}
+	return nil
+}
+
+// View runs one of the daemon's views.
+func (d *DB) View(ctx context.Context, view string, params map[string]any) ([]Row, error) {
+	return d.Query(ctx, ddocName, view, params)
+}
+
+// viewDocs returns the docs of the rows for key, de-duplicated, in view order.
+func (d *DB) viewDocs(ctx context.Context, view string, key any) ([]Doc, error) {
+	rows, err := d.View(ctx, view, map[string]any{"key": key, "include_docs": true})
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []Doc
+	for _, r := range rows {
+		if r.Doc == nil || seen[r.ID] {
+			continue
+		}
+		seen[r.ID] = true
+		out = append(out, r.Doc)
+	}
+	return out, nil
+}
+
+// ContactsByPhone returns contacts whose phone is exactly phone.
+func (d *DB) ContactsByPhone(ctx context.Context, phone string) ([]Doc, error) {
+	return d.viewDocs(ctx, "contacts_by_phone", phone)
+}
+
+// ContactsByShortcode returns contacts whose patient_id or place_id is code.
+func (d *DB) ContactsByShortcode(ctx context.Context, code string) ([]Doc, error) {
+	return d.viewDocs(ctx, "contacts_by_reference", []any{"shortcode", code})
+}
+
+// ContactsByRCCode returns contacts whose upper-cased rc_code is code.
+func (d *DB) ContactsByRCCode(ctx context.Context, code string) ([]Doc, error) {
+	return d.viewDocs(ctx, "contacts_by_reference", []any{"external", code})
+}
+
+// UsedShortcodes returns which of codes are held by any doc as patient_id,
+// place_id or case_id.
+func (d *DB) UsedShortcodes(ctx context.Context, codes []string) (map[string]bool, error) {
+	keys := make([]any, len(codes))
+	for i, c := range codes {
+		keys[i] = c
+	}
+	rows, err := d.View(ctx, "docs_by_shortcode", map[string]any{"keys": keys})
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	for _, r := range rows {
+		if s, ok := r.Key.(string); ok {
+			used[s] = true
+		}
+	}
+	return used, nil
+}
+
+// ReportsBySubject returns the reports about any of ids (deduplicated by _id,
+// in view order).
+func (d *DB) ReportsBySubject(ctx context.Context, ids []string) ([]Doc, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	keys := make([]any, len(ids))
+	for i, id := range ids {
+		keys[i] = id
+	}
+	rows, err := d.View(ctx, "reports_by_subject", map[string]any{"keys": keys, "include_docs": true})
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []Doc
+	for _, r := range rows {
+		if r.Doc == nil || seen[r.ID] {
+			continue
+		}
+		seen[r.ID] = true
+		out = append(out, r.Doc)
+	}
+	return out, nil
+}
+
+// DescendantIDs returns the ids of all contacts below ancestorID.
+func (d *DB) DescendantIDs(ctx context.Context, ancestorID string) ([]string, error) {
+	rows, err := d.View(ctx, "contacts_by_ancestor", map[string]any{"key": ancestorID})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.ID)
+	}
+	return out, nil
+}

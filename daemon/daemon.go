@@ -1,0 +1,329 @@
+// Package daemon wires the daemon together: it connects to CouchDB, loads
+// and live-reloads the config, follows the `_changes` feed through the
+// transition pipeline with a checkpoint, and runs the scheduled jobs. Tests
+// start and stop it in-process; cmd/sentinel only adds flags and signals.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sentinel-go/config"
+	"sentinel-go/couch"
+	"sentinel-go/jsexpr"
+	"sentinel-go/transitions"
+)
+
+// Options configure a Daemon.
+type Options struct {
+	// CouchURL is COUCH_URL (main db with credentials).
+	CouchURL string
+	// SentinelDB is SENTINEL_DB (default "<main>-sentinel").
+	SentinelDB string
+	Log        zerolog.Logger
+	// Location is the zone of date arithmetic; nil means time.Local (TZ).
+	Location *time.Location
+	// JobInterval is how often jobs run (default 5 minutes).
+	JobInterval time.Duration
+	// ExprTimeout bounds each expression evaluation (default 100 ms).
+	ExprTimeout time.Duration
+	// BatchSize is the number of changes read per longpoll (default 100).
+	BatchSize int
+	// PollTimeout is the longpoll timeout (default 30 s).
+	PollTimeout time.Duration
+	// MaxBackoff caps the wait between retries after errors (default 60 s).
+	MaxBackoff time.Duration
+	// Jobs are the scheduled jobs, run at start, every JobInterval and on RunJobs.
+	Jobs []Job
+}
+
+// Job is one scheduled job.
+type Job interface {
+	Name() string
+	Run(ctx context.Context, d *Daemon) error
+}
+
+// Daemon is the running service.
+type Daemon struct {
+	opts   Options
+	log    zerolog.Logger
+	client *couch.Client
+	cfg    atomic.Pointer[transitions.Config]
+	// cfgChanged wakes the feed loop when a new config is swapped in.
+	cfgChanged chan struct{}
+	jobsNow    chan struct{}
+	processed  atomic.Int64
+	ready      atomic.Bool
+	stopOnce   sync.Once
+}
+
+// New validates the options (a malformed COUCH_URL fails here, at once).
+func New(opts Options) (*Daemon, error) {
+	loc, err := couch.ParseURL(opts.CouchURL, opts.SentinelDB)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Location == nil {
+		opts.Location = time.Local
+	}
+	if opts.JobInterval <= 0 {
+		opts.JobInterval = 5 * time.Minute
+	}
+	if opts.ExprTimeout <= 0 {
+		opts.ExprTimeout = jsexpr.DefaultTimeout
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 100
+	}
+	if opts.PollTimeout <= 0 {
+		opts.PollTimeout = 30 * time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 60 * time.Second
+	}
+	client, err := couch.Open(loc)
+	if err != nil {
+		return nil, err
+	}
+	return &Daemon{opts: opts, log: opts.Log, client: client,
+		cfgChanged: make(chan struct{}, 1), jobsNow: make(chan struct{}, 1)}, nil
+}
+
+// Client is the CouchDB connection (for jobs).
+func (d *Daemon) Client() *couch.Client { return d.client }
+
+// Config returns the config in force (nil before the first load).
+func (d *Daemon) Config() *transitions.Config { return d.cfg.Load() }
+
+// Log is the daemon's logger.
+func (d *Daemon) Log() zerolog.Logger { return d.log }
+
+// Location is the daemon's time zone.
+func (d *Daemon) Location() *time.Location { return d.opts.Location }
+
+// RunJobs asks for the scheduled jobs to run now (SIGUSR2).
+func (d *Daemon) RunJobs() {
+	select {
+	case d.jobsNow <- struct{}{}:
+	default:
+	}
+}
+
+// Processed returns the number of changes handled since start.
+func (d *Daemon) Processed() int64 { return d.processed.Load() }
+
+// Run runs until ctx is cancelled. When ctx ends, the change in hand is
+// finished and checkpointed (bounded by a few seconds) before Run returns.
+func (d *Daemon) Run(ctx context.Context) error {
+	loc := d.client.Location()
+	d.log.Info().Str("component", "daemon").Str("db", loc.MainDB).Str("sentinel_db", loc.SentinelDB).
+		Str("server", couch.RedactURL(loc.Server)).Msg("Starting")
+	if err := d.connect(ctx); err != nil {
+		return err
+	}
+	if err := d.loadConfig(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); d.watchConfig(ctx) }()
+	go func() { defer wg.Done(); d.runJobs(ctx) }()
+	go func() { defer wg.Done(); d.follow(ctx) }()
+	wg.Wait()
+	d.log.Info().Str("component", "daemon").Int64("processed", d.processed.Load()).Msg("Stopped")
+	return nil
+}
+
+// connect waits for CouchDB with capped backoff, then prepares the sentinel
+// db and the design doc.
+func (d *Daemon) connect(ctx context.Context) error {
+	steps := []struct {
+		what string
+		fn   func(context.Context) error
+	}{
+		{"reach CouchDB", d.client.Ping},
+		{"prepare sentinel db", d.client.EnsureSentinelDB},
+		{"install design doc", d.client.Main.EnsureDesignDoc},
+	}
+	for _, s := range steps {
+		if err := d.retry(ctx, s.what, s.fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retry calls fn until it succeeds or ctx ends, backing off (capped) and
+// logging each failure.
+func (d *Daemon) retry(ctx context.Context, what string, fn func(context.Context) error) error {
+	wait := 500 * time.Millisecond
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d.log.Error().Str("component", "daemon").Err(err).Dur("retry_in", wait).Msgf("Could not %s; retrying", what)
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+		wait *= 2
+		if wait > d.opts.MaxBackoff {
+			wait = d.opts.MaxBackoff
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// loadConfig reads settings and translations and swaps the new config in
+// when it is valid. The first load retries until the settings doc can be
+// read (the reference exits instead; a service manager would only restart it).
+func (d *Daemon) loadConfig(ctx context.Context) error {
+	return d.retry(ctx, "load settings", func(ctx context.Context) error {
+		return d.reload(ctx)
+	})
+}
+
+// reload builds a config from the db, validates it, then swaps it in. A bad
+// config keeps the previous one (if any) and logs every problem.
+func (d *Daemon) reload(ctx context.Context) error {
+	raw, err := d.readSettings(ctx)
+	if err != nil {
+		return err
+	}
+	tr, err := d.readTranslations(ctx)
+	if err != nil {
+		return err
+	}
+	cfg := transitions.Load(raw, tr)
+	log := d.log.With().Str("component", "config").Logger()
+	for _, p := range cfg.Problems {
+		ev := log.Warn()
+		if p.Severity == config.Error {
+			ev = log.Error()
+		}
+		ev.Str("path", p.Path).Msg(p.Message)
+	}
+	old := d.cfg.Load()
+	if !cfg.Valid() {
+		if old == nil || !old.Valid() {
+			// Nothing valid to keep: transitions stay disabled, the feed waits.
+			d.cfg.Store(cfg)
+		}
+		log.Error().Msg("Transitions are disabled until the above configuration errors are fixed.")
+		d.notify()
+		return nil
+	}
+	d.cfg.Store(cfg)
+	names := make([]string, len(cfg.Transitions))
+	for i, t := range cfg.Transitions {
+		names[i] = t.Name()
+	}
+	log.Info().Strs("transitions", names).Int("locales", len(tr)).Msg("Config loaded")
+	d.ready.Store(true)
+	d.notify()
+	return nil
+}
+
+func (d *Daemon) notify() {
+	select {
+	case d.cfgChanged <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Daemon) readSettings(ctx context.Context) (map[string]any, error) {
+	doc, err := d.client.Main.Get(ctx, "settings")
+	if err != nil {
+		if errors.Is(err, couch.ErrNotFound) {
+			return nil, fmt.Errorf("the settings doc is missing from db %s", d.client.Location().MainDB)
+		}
+		return nil, fmt.Errorf("read settings: %w", err)
+	}
+	raw, ok := doc["settings"].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("the settings doc has no settings object")
+	}
+	return raw, nil
+}
+
+func (d *Daemon) readTranslations(ctx context.Context) (config.Translations, error) {
+	rows, err := d.client.Main.AllDocs(ctx, map[string]any{
+		"startkey": "messages-", "endkey": "messages-\ufff0", "include_docs": true})
+	if err != nil {
+		return nil, fmt.Errorf("read translations: %w", err)
+	}
+	var docs []map[string]any
+	for _, r := range rows {
+		if r.Doc != nil {
+			docs = append(docs, r.Doc)
+		}
+	}
+	return config.ParseTranslations(docs), nil
+}
+
+// isConfigDoc reports whether a change to id must reload the config.
+func isConfigDoc(id string) bool {
+	return id == "settings" || strings.HasPrefix(id, "messages-")
+}
+
+// watchConfig follows the main db from "now", independently of the
+// processing feed, so that a backlog never delays a config change and a
+// fixed config restarts a stopped feed.
+func (d *Daemon) watchConfig(ctx context.Context) {
+	log := d.log.With().Str("component", "config").Logger()
+	var since string
+	for ctx.Err() == nil {
+		if since == "" {
+			s, err := d.client.Main.CurrentSeq(ctx)
+			if err != nil {
+				log.Warn().Err(err).Msg("Cannot watch settings; retrying")
+				sleep(ctx, 5*time.Second)
+				continue
+			}
+			since = s
+		}
+		b, err := d.client.Main.Changes(ctx, couch.FeedOptions{Since: since, Limit: 500, Timeout: d.opts.PollTimeout})
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn().Err(err).Msg("Settings watch interrupted; retrying")
+				sleep(ctx, 5*time.Second)
+			}
+			continue
+		}
+		changed := false
+		for _, c := range b.Changes {
+			if isConfigDoc(c.ID) {
+				changed = true
+			}
+		}
+		if b.LastSeq != "" {
+			since = b.LastSeq
+		}
+		if changed {
+			log.Info().Msg("Settings or translations changed; reloading")
+			if err := d.reload(ctx); err != nil && ctx.Err() == nil {
+				log.Error().Err(err).Msg("Reload failed; keeping the previous config")
+			}
+		}
+	}
+}

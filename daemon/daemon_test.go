@@ -1,0 +1,222 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sentinel-go/couch/couchtest"
+	"sentinel-go/daemon"
+)
+
+// syncBuffer is a log sink safe for the daemon's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type running struct {
+	d      *daemon.Daemon
+	cancel context.CancelFunc
+	done   chan struct{}
+	logs   *syncBuffer
+}
+
+func start(t *testing.T, env *couchtest.Env) *running {
+	t.Helper()
+	logs := &syncBuffer{}
+	d, err := daemon.New(daemon.Options{CouchURL: env.URL, Log: zerolog.New(logs), PollTimeout: 2 * time.Second,
+		MaxBackoff: time.Second, Jobs: daemon.DefaultJobs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{d: d, cancel: cancel, done: make(chan struct{}), logs: logs}
+	go func() {
+		defer close(r.done)
+		if err := d.Run(ctx); err != nil && ctx.Err() == nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *running) stop(t *testing.T) time.Duration {
+	t.Helper()
+	begin := time.Now()
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not stop within 10 s")
+	}
+	return time.Since(begin)
+}
+
+func settings(transitions map[string]any) map[string]any {
+	return map[string]any{"_id": "settings", "settings": map[string]any{
+		"transitions": transitions,
+		"contact_types": []any{
+			map[string]any{"id": "clinic"},
+			map[string]any{"id": "person", "parents": []any{"clinic"}, "person": true},
+		},
+	}}
+}
+
+// waitFor polls cond for up to 15 s, failing with the daemon's logs.
+func (r *running) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Log(r.logs.String())
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func infoTransitions(t *testing.T, env *couchtest.Env, id string) map[string]any {
+	info := env.Get(t, env.MainDB+"-sentinel", id+"-info")
+	if info == nil {
+		return nil
+	}
+	ts, _ := info["transitions"].(map[string]any)
+	return ts
+}
+
+func TestProcessesResumesAndStops(t *testing.T) {
+	env := couchtest.New(t)
+	env.Save(t, env.MainDB, settings(map[string]any{"generate_shortcode_on_contacts": true}),
+		map[string]any{"_id": "p1", "type": "person", "name": "One"},
+		map[string]any{"_id": "c1", "type": "clinic", "name": "Clinic"})
+	r := start(t, env)
+	r.waitFor(t, "p1 processed", func() bool { return infoTransitions(t, env, "p1")["generate_shortcode_on_contacts"] != nil })
+	r.waitFor(t, "c1 processed", func() bool { return infoTransitions(t, env, "c1")["generate_shortcode_on_contacts"] != nil })
+	if id, _ := env.Get(t, env.MainDB, "p1")["patient_id"].(string); len(id) != 5 {
+		t.Fatalf("p1 patient_id = %q", id)
+	}
+	if id, _ := env.Get(t, env.MainDB, "c1")["place_id"].(string); len(id) != 5 {
+		t.Fatalf("c1 place_id = %q", id)
+	}
+	// settings is processed like any doc and gets an info doc with transitions {}.
+	r.waitFor(t, "settings info doc", func() bool { return infoTransitions(t, env, "settings") != nil })
+	if took := r.stop(t); took > 5*time.Second {
+		t.Fatalf("stop took %s", took)
+	}
+	cp := env.Get(t, env.MainDB+"-sentinel", "_local/transitions-seq")
+	if cp == nil || cp["value"] == nil {
+		t.Fatalf("no checkpoint after stop: %v", cp)
+	}
+	p1 := env.Get(t, env.MainDB, "p1")
+
+	// A second daemon carries on from the checkpoint: only new work is done.
+	env.Save(t, env.MainDB, map[string]any{"_id": "p2", "type": "person", "name": "Two"})
+	r2 := start(t, env)
+	r2.waitFor(t, "p2 processed", func() bool { return infoTransitions(t, env, "p2")["generate_shortcode_on_contacts"] != nil })
+	r2.waitFor(t, "backlog drained", func() bool { return r2.d.Processed() >= 2 })
+	if again := env.Get(t, env.MainDB, "p1"); again["_rev"] != p1["_rev"] {
+		t.Fatalf("p1 was written again after restart: %v -> %v", p1["_rev"], again["_rev"])
+	}
+	if r2.d.Processed() > 3 {
+		t.Fatalf("restart re-processed old changes: %d", r2.d.Processed())
+	}
+}
+
+func TestLiveReloadAndInvalidConfig(t *testing.T) {
+	env := couchtest.New(t)
+	env.Save(t, env.MainDB, settings(map[string]any{}))
+	r := start(t, env)
+	env.Save(t, env.MainDB, map[string]any{"_id": "p1", "type": "person"})
+	r.waitFor(t, "p1 processed", func() bool { return infoTransitions(t, env, "p1") != nil })
+	if _, has := env.Get(t, env.MainDB, "p1")["patient_id"]; has {
+		t.Fatal("disabled transition ran")
+	}
+
+	// An unknown transition disables everything: the feed pauses, nothing is lost.
+	cur := env.Get(t, env.MainDB, "settings")
+	bad := settings(map[string]any{"generate_shortcode_on_contacts": true, "not_a_transition": true})
+	bad["_rev"] = cur["_rev"]
+	env.Save(t, env.MainDB, bad)
+	r.waitFor(t, "config error logged", func() bool {
+		return bytes.Contains([]byte(r.logs.String()), []byte(`Unknown transition \"not_a_transition\"`))
+	})
+	// The previous valid config stays in force.
+	if !r.d.Config().Valid() {
+		t.Fatal("a bad reload replaced the valid config")
+	}
+
+	// Fix it: the new transition applies to new docs.
+	cur = env.Get(t, env.MainDB, "settings")
+	good := settings(map[string]any{"generate_shortcode_on_contacts": true})
+	good["_rev"] = cur["_rev"]
+	env.Save(t, env.MainDB, good)
+	r.waitFor(t, "config reloaded", func() bool { return len(r.d.Config().Transitions) == 1 })
+	env.Save(t, env.MainDB, map[string]any{"_id": "p2", "type": "person"})
+	r.waitFor(t, "p2 has a shortcode", func() bool { return env.Get(t, env.MainDB, "p2")["patient_id"] != nil })
+}
+
+func TestInvalidConfigAtStartHoldsTheFeed(t *testing.T) {
+	env := couchtest.New(t)
+	env.Save(t, env.MainDB, settings(map[string]any{"death_reporting": true}), // no mark_deceased_forms
+		map[string]any{"_id": "p1", "type": "person"})
+	r := start(t, env)
+	r.waitFor(t, "config error logged", func() bool {
+		return bytes.Contains([]byte(r.logs.String()), []byte("mark_deceased_forms"))
+	})
+	time.Sleep(500 * time.Millisecond)
+	if infoTransitions(t, env, "p1") != nil || env.Get(t, env.MainDB+"-sentinel", "_local/transitions-seq") != nil {
+		t.Fatal("changes were processed with an invalid config")
+	}
+	cur := env.Get(t, env.MainDB, "settings")
+	good := settings(map[string]any{"generate_shortcode_on_contacts": true})
+	good["_rev"] = cur["_rev"]
+	env.Save(t, env.MainDB, good)
+	r.waitFor(t, "p1 processed after the fix", func() bool { return env.Get(t, env.MainDB, "p1")["patient_id"] != nil })
+}
+
+func TestUnreachableServerIsRetried(t *testing.T) {
+	logs := &syncBuffer{}
+	d, err := daemon.New(daemon.Options{CouchURL: "http://admin:s3cret@127.0.0.1:1/medic", Log: zerolog.New(logs), MaxBackoff: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	_ = d.Run(ctx) // returns when ctx ends, never panics
+	out := logs.String()
+	if !bytes.Contains([]byte(out), []byte("retrying")) {
+		t.Fatalf("no retry logged: %s", out)
+	}
+	if bytes.Contains([]byte(out), []byte("s3cret")) {
+		t.Fatalf("password leaked into logs: %s", out)
+	}
+}
+
+func TestMalformedURL(t *testing.T) {
+	for _, u := range []string{"", "localhost:5984/medic", "http://admin:pw@localhost:5984"} {
+		if _, err := daemon.New(daemon.Options{CouchURL: u}); err == nil {
+			t.Errorf("%q accepted", u)
+		}
+	}
+	_ = http.StatusOK
+}

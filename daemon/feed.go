@@ -1,0 +1,206 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sentinel-go/couch"
+	"sentinel-go/jsexpr"
+	"sentinel-go/transitions"
+)
+
+// stopGrace bounds finishing the change in hand after a stop request, so
+// that the process exits within 5 s of SIGTERM.
+const stopGrace = 4 * time.Second
+
+// maxAttempts is how often a change that fails for a reason other than an
+// unreachable server is tried before it is logged and passed over.
+const maxAttempts = 5
+
+// follow is the processing loop: longpoll batches of `_changes` from the
+// checkpoint, each change through the pipeline, the checkpoint written after
+// each finished change. It pauses while no valid config is loaded.
+func (d *Daemon) follow(ctx context.Context) {
+	log := d.log.With().Str("component", "feed").Logger()
+	proc := &transitions.Processor{
+		Main: d.client.Main, Sentinel: d.client.Sentinel, Log: d.log.With().Str("component", "transitions").Logger(),
+		Location: d.opts.Location, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}),
+	}
+	cp := couch.NewCheckpoint(d.client.Sentinel)
+	for ctx.Err() == nil {
+		cfg := d.cfg.Load()
+		if cfg == nil || !cfg.Valid() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.cfgChanged:
+			}
+			continue
+		}
+		var since string
+		if err := d.retry(ctx, "read the checkpoint", func(ctx context.Context) error {
+			s, err := cp.Read(ctx, d.client.Main)
+			since = s
+			return err
+		}); err != nil {
+			return
+		}
+		log.Info().Str("seq", since).Msg("Following changes")
+		d.followFrom(ctx, log, proc, cp, since)
+	}
+}
+
+// followFrom reads batches until ctx ends or the config becomes invalid.
+func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *transitions.Processor, cp *couch.Checkpoint, since string) {
+	wait := time.Second
+	prog := newProgress(log)
+	for ctx.Err() == nil {
+		if cfg := d.cfg.Load(); cfg == nil || !cfg.Valid() {
+			log.Warn().Msg("Transitions are disabled: the feed is paused, the checkpoint is kept")
+			return
+		}
+		b, err := d.client.Main.Changes(ctx, couch.FeedOptions{
+			Since: since, Limit: d.opts.BatchSize, IncludeDocs: true, Timeout: d.opts.PollTimeout})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error().Err(err).Dur("retry_in", wait).Msg("Changes feed failed; reconnecting from the checkpoint")
+			if !sleep(ctx, wait) {
+				return
+			}
+			wait = min(wait*2, d.opts.MaxBackoff)
+			continue
+		}
+		wait = time.Second
+		for i, ch := range b.Changes {
+			if ctx.Err() != nil {
+				return
+			}
+			if !d.handle(ctx, log, proc, ch) {
+				return // stopping before this change completed: not checkpointed
+			}
+			if err := d.writeCheckpoint(ctx, cp, ch.Seq); err != nil {
+				return
+			}
+			since = ch.Seq
+			d.processed.Add(1)
+			prog.tick(b.Pending + int64(len(b.Changes)-i-1))
+		}
+		if len(b.Changes) == 0 && b.LastSeq != "" && b.LastSeq != since {
+			since = b.LastSeq
+		}
+		prog.idle(len(b.Changes) == 0)
+	}
+}
+
+// writeCheckpoint stores seq, retrying on server errors; it only gives up
+// when the daemon stops (the change is then processed again on restart,
+// which the already-ran rules make harmless).
+func (d *Daemon) writeCheckpoint(ctx context.Context, cp *couch.Checkpoint, seq string) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+	defer cancel()
+	err := cp.Write(pctx, seq)
+	if err == nil {
+		return nil
+	}
+	return d.retry(ctx, "write the checkpoint", func(ctx context.Context) error { return cp.Write(ctx, seq) })
+}
+
+// handle processes one change. It returns false only when the daemon is
+// stopping before the change was completed.
+func (d *Daemon) handle(ctx context.Context, log zerolog.Logger, proc *transitions.Processor, ch couch.Change) bool {
+	if transitions.Ignored(ch.ID) {
+		return true
+	}
+	if ch.Deleted {
+		return true // info docs of deleted docs go in background cleanup
+	}
+	wait := 500 * time.Millisecond
+	attempts := 0
+	for {
+		cfg := d.cfg.Load()
+		// The change in hand finishes even when a stop arrives meanwhile.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGraceOr(ctx))
+		out, err := proc.Process(pctx, cfg, ch)
+		cancel()
+		if err == nil {
+			ev := log.Debug()
+			if out.Changed {
+				ev = log.Info()
+			}
+			ev.Str("doc_id", ch.ID).Str("seq", ch.Seq).Strs("transitions", out.Ran).Str("skipped", out.Skipped).Msg("Processed")
+			return true
+		}
+		attempts++
+		var cerr *couch.Error
+		temporary := errors.As(err, &cerr) && cerr.Temporary() || errors.Is(err, context.DeadlineExceeded)
+		if ctx.Err() != nil {
+			log.Warn().Str("doc_id", ch.ID).Err(err).Msg("Stopping before this change completed; it will be processed again on restart")
+			return false
+		}
+		if !temporary && attempts >= maxAttempts {
+			log.Error().Str("doc_id", ch.ID).Str("seq", ch.Seq).Err(err).Int("attempts", attempts).
+				Msg("Giving up on this change; it is processed again when the doc changes")
+			return true
+		}
+		log.Warn().Str("doc_id", ch.ID).Err(err).Int("attempt", attempts).Dur("retry_in", wait).Msg("Change failed; retrying")
+		if !sleep(ctx, wait) {
+			return false
+		}
+		wait = min(wait*2, d.opts.MaxBackoff)
+		ch.Doc = nil // re-read the doc on retry
+	}
+}
+
+// stopGraceOr is the processing bound: generous while running, stopGrace
+// once a stop is requested.
+func stopGraceOr(ctx context.Context) time.Duration {
+	if ctx.Err() != nil {
+		return stopGrace
+	}
+	return 2 * time.Minute
+}
+
+// progress logs catch-up progress every 10 seconds.
+type progress struct {
+	log       zerolog.Logger
+	start     time.Time
+	last      time.Time
+	count     int64
+	lastCount int64
+	pending   int64
+}
+
+func newProgress(log zerolog.Logger) *progress {
+	now := time.Now()
+	return &progress{log: log, start: now, last: now}
+}
+
+func (p *progress) tick(pending int64) {
+	p.count++
+	p.pending = pending
+	if time.Since(p.last) >= 10*time.Second {
+		p.report()
+	}
+}
+
+func (p *progress) idle(empty bool) {
+	if empty && p.count > p.lastCount {
+		p.report()
+	}
+}
+
+func (p *progress) report() {
+	el := time.Since(p.last).Seconds()
+	rate := 0.0
+	if el > 0 {
+		rate = float64(p.count-p.lastCount) / el
+	}
+	p.log.Info().Int64("processed", p.count).Int64("backlog", max(p.pending, 0)).Float64("rate_per_s", rate).Msg("Progress")
+	p.last = time.Now()
+	p.lastCount = p.count
+}

@@ -1,0 +1,55 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// runJobs runs every job at start, every JobInterval and whenever RunJobs
+// is called. Jobs run one at a time in this goroutine, so a job is never run
+// twice at once; a failing job is logged and never stops the daemon.
+func (d *Daemon) runJobs(ctx context.Context) {
+	tick := time.NewTicker(d.opts.JobInterval)
+	defer tick.Stop()
+	for {
+		d.runAllJobs(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-d.jobsNow:
+		}
+	}
+}
+
+func (d *Daemon) runAllJobs(ctx context.Context) {
+	log := d.log.With().Str("component", "jobs").Logger()
+	if cfg := d.cfg.Load(); cfg != nil && !cfg.Valid() {
+		log.Error().Msg("Transitions are disabled. " + cfg.ErrorSummary())
+	}
+	for _, j := range d.opts.Jobs {
+		if ctx.Err() != nil {
+			return
+		}
+		start := time.Now()
+		err := safeJob(ctx, d, j)
+		ev := log.Debug()
+		if err != nil {
+			ev = log.Error().Err(err)
+		}
+		ev.Str("job", j.Name()).Dur("took", time.Since(start)).Msg("Job finished")
+	}
+}
+
+func safeJob(ctx context.Context, d *Daemon, j Job) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("job %s panicked: %v", j.Name(), r)
+		}
+	}()
+	return j.Run(ctx, d)
+}
+
+// DefaultJobs is the daemon's job registry, in run order.
+func DefaultJobs() []Job { return nil }

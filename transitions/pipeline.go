@@ -1,0 +1,347 @@
+package transitions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sentinel-go/couch"
+	"sentinel-go/jsexpr"
+	"sentinel-go/jsv"
+	"sentinel-go/lineage"
+)
+
+// InfoStore is the sentinel db as the pipeline uses it. *couch.DB implements it.
+type InfoStore interface {
+	Get(ctx context.Context, id string) (Doc, error)
+	Put(ctx context.Context, doc Doc) error
+}
+
+// Processor runs the pipeline on one change at a time. It is not safe for
+// concurrent use (it owns a JS sandbox); make one per worker.
+type Processor struct {
+	Main     Store
+	Sentinel InfoStore
+	Log      zerolog.Logger
+	Location *time.Location
+	// Clock returns the wall time; nil means time.Now.
+	Clock func() time.Time
+	JS    *jsexpr.Sandbox
+	// Retries bounds re-runs after a 409 on the doc save (default 5).
+	Retries int
+}
+
+// Outcome says what processing a change did.
+type Outcome struct {
+	// Changed is true when the doc was saved.
+	Changed bool
+	// Ran lists the transitions that changed the doc.
+	Ran []string
+	// Skipped gives the reason when the change was deliberately not processed.
+	Skipped string
+}
+
+// Ignored reports whether a change id is never processed: design docs, info
+// docs and tombstones.
+func Ignored(id string) bool {
+	return strings.HasPrefix(id, "_design/") || strings.HasSuffix(id, "-info") ||
+		strings.HasSuffix(id, "____tombstone")
+}
+
+// InfoID is the id of a doc's info doc in the sentinel db.
+func InfoID(id string) string { return id + "-info" }
+
+func (p *Processor) now(cfg *Config) time.Time {
+	if t, ok := cfg.Settings.SyntheticDate(p.location()); ok {
+		return t
+	}
+	if p.Clock != nil {
+		return p.Clock()
+	}
+	return time.Now()
+}
+
+func (p *Processor) location() *time.Location {
+	if p.Location != nil {
+		return p.Location
+	}
+	return time.Local
+}
+
+// Process runs the enabled transitions on the doc of change ch and saves the
+// result. doc may be the doc read with the feed (nil to read it now). A
+// returned error means the change was not completed and must not be
+// checkpointed; transition failures are not errors here: they are recorded
+// on the doc as the spec says.
+func (p *Processor) Process(ctx context.Context, cfg *Config, ch couch.Change) (Outcome, error) {
+	retries := p.Retries
+	if retries <= 0 {
+		retries = 5
+	}
+	doc := ch.Doc
+	var lastErr error
+	for attempt := 0; attempt <= retries; attempt++ {
+		if attempt > 0 || doc == nil {
+			d, err := p.Main.Get(ctx, ch.ID)
+			if err != nil {
+				return Outcome{}, fmt.Errorf("read doc %s: %w", ch.ID, err)
+			}
+			doc = d
+		}
+		out, err := p.processOnce(ctx, cfg, ch, doc)
+		if err == nil {
+			return out, nil
+		}
+		if !IsConflict(err) {
+			return Outcome{}, err
+		}
+		lastErr = err
+		p.Log.Debug().Str("doc_id", ch.ID).Int("attempt", attempt+1).Msg("Doc changed while it was processed; re-reading")
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return Outcome{}, ctx.Err()
+			case <-time.After(time.Duration(attempt*50) * time.Millisecond):
+			}
+		}
+	}
+	return Outcome{}, fmt.Errorf("save %s: gave up after %d conflicts: %w", ch.ID, retries, lastErr)
+}
+
+func (p *Processor) processOnce(ctx context.Context, cfg *Config, ch couch.Change, raw Doc) (Outcome, error) {
+	doc := jsv.CloneMap(raw)
+	rev, _ := doc["_rev"].(string)
+	info, err := p.infoDoc(ctx, ch.ID)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if _, marked := info["transitions_started"]; marked {
+		info, err = p.waitForAPI(ctx, ch.ID, info)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if info == nil {
+			return Outcome{Skipped: "CHT API is still running transitions on this doc"}, nil
+		}
+	}
+	_, hadTransitions := info["transitions"]
+	h := lineage.New(p.Main)
+	if err := h.Hydrate(ctx, doc); err != nil {
+		return Outcome{}, fmt.Errorf("hydrate %s: %w", ch.ID, err)
+	}
+	env := &Env{Config: cfg, Store: p.Main, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location()}
+	c := &Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
+	records := jsv.CloneMap(jsv.Map(info["transitions"]))
+	if records == nil {
+		records = map[string]any{}
+	}
+	var out Outcome
+	for _, t := range cfg.Transitions {
+		name := t.Name()
+		if alreadyRan(name, info, doc, rev) || !safeFilter(env, t, c) {
+			continue
+		}
+		changed, err := safeRun(ctx, env, t, c)
+		if err != nil && ctx.Err() != nil {
+			return Outcome{}, ctx.Err()
+		}
+		if err != nil && IsConflict(err) {
+			return Outcome{}, err
+		}
+		ok := true
+		if err != nil {
+			var ce *ChangedError
+			if errors.As(err, &ce) {
+				changed, ok = true, false
+			}
+			AddError(doc, name+"_error", "Transition error on "+name+": "+err.Error())
+			p.Log.Warn().Str("doc_id", ch.ID).Str("transition", name).Err(err).Msg("Transition failed")
+		}
+		if changed {
+			records[name] = map[string]any{"last_rev": rev, "seq": couch.SeqValue(ch.Seq), "ok": ok, "run_date": isoNow(env.Now)}
+			out.Ran = append(out.Ran, name)
+			out.Changed = true
+		}
+	}
+	if !out.Changed {
+		if !hadTransitions {
+			if err := p.saveInfo(ctx, ch.ID, map[string]any{}); err != nil {
+				return Outcome{}, err
+			}
+		}
+		return out, nil
+	}
+	saved := lineage.Minify(doc)
+	saved["_rev"] = rev
+	if err := p.Main.Put(ctx, saved); err != nil {
+		return Outcome{}, err
+	}
+	if err := p.saveInfo(ctx, ch.ID, records); err != nil {
+		return Outcome{}, err
+	}
+	return out, nil
+}
+
+// alreadyRan is the revision rule: info (or legacy doc) records a run of
+// name at the same revision generation as the doc now.
+func alreadyRan(name string, info, doc Doc, rev string) bool {
+	gen := revGeneration(rev)
+	if gen < 0 {
+		return false
+	}
+	for _, holder := range []Doc{info, doc} {
+		ts := jsv.Map(holder["transitions"])
+		rec := jsv.Map(ts[name])
+		if lr, _ := rec["last_rev"].(string); lr != "" && revGeneration(lr) == gen {
+			return true
+		}
+	}
+	return false
+}
+
+func revGeneration(rev string) int {
+	n, _, ok := strings.Cut(rev, "-")
+	if !ok {
+		return -1
+	}
+	g, err := strconv.Atoi(n)
+	if err != nil {
+		return -1
+	}
+	return g
+}
+
+func safeFilter(env *Env, t Transition, c *Change) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			env.Log.Error().Str("doc_id", c.ID).Str("transition", t.Name()).Interface("panic", r).Msg("Transition filter panicked; treated as false")
+			ok = false
+		}
+	}()
+	return t.Filter(env, c)
+}
+
+func safeRun(ctx context.Context, env *Env, t Transition, c *Change) (changed bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			env.Log.Error().Str("doc_id", c.ID).Str("transition", t.Name()).Interface("panic", r).Str("stack", string(debug.Stack())).Msg("Transition panicked")
+			changed, err = false, fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	return t.Run(ctx, env, c)
+}
+
+func isoNow(t time.Time) string { return ISO(t) }
+
+// ISO formats t as the daemon writes dates: UTC with milliseconds.
+func ISO(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// infoDoc reads the info doc, creating it when missing.
+func (p *Processor) infoDoc(ctx context.Context, id string) (Doc, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		info, err := p.Sentinel.Get(ctx, InfoID(id))
+		if err == nil {
+			return info, nil
+		}
+		if !IsNotFound(err) {
+			return nil, fmt.Errorf("read info doc: %w", err)
+		}
+		info = Doc{"_id": InfoID(id), "type": "info", "doc_id": id,
+			"initial_replication_date": "unknown", "latest_replication_date": "unknown"}
+		err = p.Sentinel.Put(ctx, info)
+		if err == nil {
+			return info, nil
+		}
+		if !IsConflict(err) {
+			return nil, fmt.Errorf("create info doc: %w", err)
+		}
+	}
+	return nil, fmt.Errorf("create info doc %s: %w", InfoID(id), couch.ErrConflict)
+}
+
+// saveInfo sets the info doc's transitions (read-modify-write, retried on
+// 409, keeping every other field) and drops CHT API's marker.
+func (p *Processor) saveInfo(ctx context.Context, id string, records map[string]any) error {
+	for attempt := 0; attempt < 10; attempt++ {
+		info, err := p.infoDoc(ctx, id)
+		if err != nil {
+			return err
+		}
+		info["transitions"] = records
+		delete(info, "transitions_started")
+		err = p.Sentinel.Put(ctx, info)
+		if err == nil {
+			return nil
+		}
+		if !IsConflict(err) {
+			return fmt.Errorf("save info doc: %w", err)
+		}
+	}
+	return fmt.Errorf("save info doc %s: %w", InfoID(id), couch.ErrConflict)
+}
+
+// waitForAPI handles CHT API's `transitions_started` marker: a stale marker
+// (≥ 2 minutes) is removed; a fresh one is re-read up to 5 times 100 ms
+// apart. It returns nil when the change must be skipped.
+func (p *Processor) waitForAPI(ctx context.Context, id string, info Doc) (Doc, error) {
+	for i := 0; ; i++ {
+		started, ok := info["transitions_started"]
+		if !ok {
+			return info, nil
+		}
+		if ts, ok := parseTime(started); !ok || time.Since(ts) >= 2*time.Minute {
+			delete(info, "transitions_started")
+			if err := p.Sentinel.Put(ctx, info); err != nil {
+				if IsConflict(err) {
+					if info, err = p.infoDoc(ctx, id); err != nil {
+						return nil, err
+					}
+					continue
+				}
+				return nil, fmt.Errorf("clear transitions_started: %w", err)
+			}
+			return info, nil
+		}
+		if i >= 5 {
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		var err error
+		if info, err = p.infoDoc(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func parseTime(v any) (time.Time, bool) {
+	switch x := v.(type) {
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, x)
+		return t, err == nil
+	case float64:
+		return time.UnixMilli(int64(x)), true
+	}
+	return time.Time{}, false
+}
+
+// AddError appends {code, message} to doc.errors unless an error with that
+// code is already there.
+func AddError(doc Doc, code, message string) {
+	errs, _ := doc["errors"].([]any)
+	for _, e := range errs {
+		if m := jsv.Map(e); m != nil && m["code"] == code {
+			return
+		}
+	}
+	doc["errors"] = append(errs, map[string]any{"code": code, "message": message})
+}

@@ -1,0 +1,134 @@
+package transitions
+
+import (
+	"fmt"
+
+	"sentinel-go/config"
+)
+
+// constructor builds a transition from the settings and reports its
+// configuration problems (errors disable every transition).
+type constructor func(s *config.Settings, path string) (Transition, []config.Problem)
+
+// entry is one known transition key.
+type entry struct {
+	name string
+	make constructor
+	// deprecated, when set, is logged as a warning at load.
+	deprecated string
+}
+
+// order is the fixed reference order; the order of keys in app_settings
+// never matters. Transitions not built yet are registered as they land.
+var order = []entry{
+	{name: "update_clinics"},
+	{name: "self_report"},
+	{name: "registration"},
+	{name: "accept_patient_reports"},
+	{name: "accept_case_reports"},
+	{name: "generate_shortcode_on_contacts", make: newShortcodeOnContacts("generate_shortcode_on_contacts")},
+	{name: "generate_patient_id_on_people", make: newShortcodeOnContacts("generate_patient_id_on_people"),
+		deprecated: `generate_patient_id_on_people transition is deprecated since 3.8.x. Please use "generate_shortcode_on_contacts" transition instead.`},
+	{name: "default_responses"},
+	{name: "update_sent_by", make: newUpdateSentBy},
+	{name: "death_reporting", make: newDeathReporting},
+	{name: "conditional_alerts"},
+	{name: "multi_report_alerts"},
+	{name: "update_notifications"},
+	{name: "update_scheduled_reports"},
+	{name: "resolve_pending", make: newResolvePending},
+	{name: "muting"},
+	{name: "mark_for_outbound"},
+	{name: "create_user_for_contacts"},
+}
+
+// noOps are keys accepted for old deployments, with a warning, doing nothing.
+var noOps = map[string]string{
+	"maintain_info_document": "maintain_info_document is built in since CHT 3.0 and has no effect; remove it from transitions",
+	"update_sent_forms":      "update_sent_forms transition is deprecated since 3.7.x and has no effect; remove it from transitions",
+}
+
+// Names returns every known transition key in pipeline order.
+func Names() []string {
+	out := make([]string, len(order))
+	for i, e := range order {
+		out[i] = e.name
+	}
+	return out
+}
+
+// Build returns the enabled transitions in reference order and every problem
+// found. Any error-severity problem means no transition may run: an unknown
+// key, a transition this build does not implement yet, or an invalid config.
+func Build(s *config.Settings) ([]Transition, []config.Problem) {
+	enabled, _ := s.TransitionKeys()
+	on := map[string]bool{}
+	var problems []config.Problem
+	known := map[string]bool{}
+	for _, e := range order {
+		known[e.name] = true
+	}
+	for _, k := range enabled {
+		switch {
+		case known[k]:
+			on[k] = true
+		case noOps[k] != "":
+			problems = append(problems, config.Warnf("transitions."+k, "%s", noOps[k]))
+		default:
+			problems = append(problems, config.Errorf("transitions."+k, "Unknown transition %q", k))
+		}
+	}
+	var list []Transition
+	for _, e := range order {
+		if !on[e.name] {
+			continue
+		}
+		path := "transitions." + e.name
+		if e.deprecated != "" {
+			problems = append(problems, config.Warnf(path, "%s", e.deprecated))
+		}
+		if e.make == nil {
+			problems = append(problems, config.Errorf(path, "transition %q is not supported by this version of sentinel-go", e.name))
+			continue
+		}
+		t, ps := e.make(s, path)
+		problems = append(problems, ps...)
+		if t != nil {
+			list = append(list, t)
+		}
+	}
+	return list, problems
+}
+
+// Config is everything loaded from the settings and translation docs that a
+// change is processed with. It is immutable once built.
+type Config struct {
+	Settings     *config.Settings
+	Translations config.Translations
+	Transitions  []Transition
+	Problems     []config.Problem
+}
+
+// Load builds a Config; Valid reports whether transitions may run.
+func Load(raw map[string]any, translations config.Translations) *Config {
+	s := config.NewSettings(raw)
+	list, problems := Build(s)
+	return &Config{Settings: s, Translations: translations, Transitions: list, Problems: problems}
+}
+
+// Valid reports whether the config has no error.
+func (c *Config) Valid() bool { return !config.HasErrors(c.Problems) }
+
+// ErrorSummary joins the error problems into one line for logs.
+func (c *Config) ErrorSummary() string {
+	out := ""
+	for _, p := range c.Problems {
+		if p.Severity == config.Error {
+			if out != "" {
+				out += "; "
+			}
+			out += fmt.Sprint(p)
+		}
+	}
+	return out
+}

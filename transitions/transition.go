@@ -1,0 +1,97 @@
+// Package transitions is the pipeline the daemon runs on every change: the
+// Transition interface, the registry of transitions in their fixed reference
+// order, the processing of one change (hydrate, run, minify, save once, info
+// doc) and one file per transition.
+package transitions
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sentinel-go/config"
+	"sentinel-go/couch"
+	"sentinel-go/jsexpr"
+	"sentinel-go/lineage"
+)
+
+// Doc is a JSON document.
+type Doc = map[string]any
+
+// Transition is one named step of the pipeline.
+type Transition interface {
+	// Name is the key in settings.transitions and in info docs.
+	Name() string
+	// Filter decides cheaply, from the hydrated doc and its info doc, whether
+	// Run applies. It must not write anything.
+	Filter(env *Env, c *Change) bool
+	// Run does the work on c.Doc (in memory) and may write other docs. It
+	// reports whether the doc changed.
+	Run(ctx context.Context, env *Env, c *Change) (changed bool, err error)
+}
+
+// Change is the doc a change is about, as the transitions see it.
+type Change struct {
+	ID  string
+	Seq string
+	// Rev is the revision being processed (before the save).
+	Rev string
+	// Doc is hydrated; transitions edit it in place.
+	Doc Doc
+	// Info is the doc's info doc from the sentinel db.
+	Info Doc
+}
+
+// HasRun reports whether info records any run of transition name.
+func (c *Change) HasRun(name string) bool {
+	ts, _ := c.Info["transitions"].(map[string]any)
+	_, ok := ts[name]
+	return ok
+}
+
+// ChangedError is a transition failure that still counts as a change: the
+// error is saved on the doc and the info doc records `ok: false`.
+type ChangedError struct{ Err error }
+
+func (e *ChangedError) Error() string { return e.Err.Error() }
+func (e *ChangedError) Unwrap() error { return e.Err }
+
+// Store is the main database as the transitions use it. *couch.DB implements it.
+type Store interface {
+	lineage.Store
+	Get(ctx context.Context, id string) (Doc, error)
+	Put(ctx context.Context, doc Doc) error
+	Create(ctx context.Context, doc Doc) (string, error)
+	ContactsByPhone(ctx context.Context, phone string) ([]Doc, error)
+	ContactsByRCCode(ctx context.Context, code string) ([]Doc, error)
+	UsedShortcodes(ctx context.Context, codes []string) (map[string]bool, error)
+	ReportsBySubject(ctx context.Context, ids []string) ([]Doc, error)
+	DescendantIDs(ctx context.Context, ancestorID string) ([]string, error)
+}
+
+var _ Store = (*couch.DB)(nil)
+
+// Env is what a transition may use while it runs: the config loaded when the
+// change started, the database, the expression sandbox and the clock.
+type Env struct {
+	Config   *Config
+	Store    Store
+	JS       *jsexpr.Sandbox
+	Hydrator *lineage.Hydrator
+	Log      zerolog.Logger
+	// Now is the processing time (synthetic_date when set).
+	Now time.Time
+	// Location is the zone of date arithmetic (TZ).
+	Location *time.Location
+}
+
+// Settings is a shortcut for the loaded settings.
+func (e *Env) Settings() *config.Settings { return e.Config.Settings }
+
+// IsNotFound reports whether err means a missing document.
+func IsNotFound(err error) bool { return errors.Is(err, couch.ErrNotFound) }
+
+// IsConflict reports whether err is a 409.
+func IsConflict(err error) bool { return errors.Is(err, couch.ErrConflict) }
