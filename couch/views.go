@@ -227,3 +227,30 @@ func (d *DB) DescendantIDs(ctx context.Context, ancestorID string) ([]string, er
 	}
 	return out, nil
 }
+
+// FreetextReport is one report of the free-text index.
+type FreetextReport struct {
+	ID           string
+	Form         string
+	ReportedDate float64
+	HasErrors    bool
+}
+
+// ReportsByFreetext returns the reports whose free-text index holds term
+// ("key:value", value lower-cased), as CHT's reports_by_freetext view does.
+func (d *DB) ReportsByFreetext(ctx context.Context, term string) ([]FreetextReport, error) {
+	rows, err := d.View(ctx, "reports_by_freetext", map[string]any{"key": term})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]FreetextReport, 0, len(rows))
+	for _, r := range rows {
+		v, _ := r.Value.(map[string]any)
+		fr := FreetextReport{ID: r.ID}
+		fr.Form, _ = v["form"].(string)
+		fr.ReportedDate, _ = v["reported_date"].(float64)
+		fr.HasErrors, _ = v["has_errors"].(bool)
+		out = append(out, fr)
+	}
+	return out, nil
+}

@@ -15,6 +15,7 @@ import (
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"
+	"sentinel-go/messages"
 )
 
 // InfoStore is the sentinel db as the pipeline uses it. *couch.DB implements it.
@@ -35,6 +36,8 @@ type Processor struct {
 	JS    *jsexpr.Sandbox
 	// Retries bounds re-runs after a 409 on the doc save (default 5).
 	Retries int
+	// Dups counts identical outgoing messages; nil makes one on first use.
+	Dups *messages.Duplicates
 }
 
 // Outcome says what processing a change did.
@@ -135,7 +138,10 @@ func (p *Processor) processOnce(ctx context.Context, cfg *Config, ch couch.Chang
 	if err := h.Hydrate(ctx, doc); err != nil {
 		return Outcome{}, fmt.Errorf("hydrate %s: %w", ch.ID, err)
 	}
-	env := &Env{Config: cfg, Store: p.Main, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location()}
+	if p.Dups == nil {
+		p.Dups = messages.NewDuplicates()
+	}
+	env := &Env{Config: cfg, Store: p.Main, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups}
 	c := &Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
 	records := jsv.CloneMap(jsv.Map(info["transitions"]))
 	if records == nil {
@@ -160,7 +166,7 @@ func (p *Processor) processOnce(ctx context.Context, cfg *Config, ch couch.Chang
 			if errors.As(err, &ce) {
 				changed, ok = true, false
 			}
-			AddError(doc, name+"_error", "Transition error on "+name+": "+err.Error())
+			messages.AddError(doc, name+"_error", "Transition error on "+name+": "+err.Error())
 			p.Log.Warn().Str("doc_id", ch.ID).Str("transition", name).Err(err).Msg("Transition failed")
 		}
 		if changed {
@@ -332,16 +338,4 @@ func parseTime(v any) (time.Time, bool) {
 		return time.UnixMilli(int64(x)), true
 	}
 	return time.Time{}, false
-}
-
-// AddError appends {code, message} to doc.errors unless an error with that
-// code is already there.
-func AddError(doc Doc, code, message string) {
-	errs, _ := doc["errors"].([]any)
-	for _, e := range errs {
-		if m := jsv.Map(e); m != nil && m["code"] == code {
-			return
-		}
-	}
-	doc["errors"] = append(errs, map[string]any{"code": code, "message": message})
 }

@@ -23,7 +23,7 @@ type entry struct {
 var order = []entry{
 	{name: "update_clinics"},
 	{name: "self_report"},
-	{name: "registration"},
+	{name: "registration", make: newRegistration},
 	{name: "accept_patient_reports"},
 	{name: "accept_case_reports"},
 	{name: "generate_shortcode_on_contacts", make: newShortcodeOnContacts("generate_shortcode_on_contacts")},

@@ -15,6 +15,7 @@ import (
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
 	"sentinel-go/lineage"
+	"sentinel-go/messages"
 )
 
 // Doc is a JSON document.
@@ -68,6 +69,7 @@ type Store interface {
 	ContactsByRCCode(ctx context.Context, code string) ([]Doc, error)
 	UsedShortcodes(ctx context.Context, codes []string) (map[string]bool, error)
 	ReportsBySubject(ctx context.Context, ids []string) ([]Doc, error)
+	ReportsByFreetext(ctx context.Context, term string) ([]couch.FreetextReport, error)
 	DescendantIDs(ctx context.Context, ancestorID string) ([]string, error)
 }
 
@@ -85,6 +87,8 @@ type Env struct {
 	Now time.Time
 	// Location is the zone of date arithmetic (TZ).
 	Location *time.Location
+	// Dups counts identical outgoing messages across the process.
+	Dups *messages.Duplicates
 }
 
 // Settings is a shortcut for the loaded settings.

@@ -1,0 +1,205 @@
+package messages
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"sentinel-go/config"
+	"sentinel-go/jsv"
+	"sentinel-go/templates"
+)
+
+// Generator makes outgoing messages for one change: the settings and
+// translations in force, the processing time and the process-wide duplicate
+// counter.
+type Generator struct {
+	Settings     *config.Settings
+	Translations config.Translations
+	Location     *time.Location
+	Now          time.Time
+	Dups         *Duplicates
+}
+
+// Spec is a message config entry: `translation_key` or legacy `message`
+// (string, or [{locale, content}]) / `messages`, and a `recipient`.
+type Spec struct {
+	TranslationKey string
+	Message        any
+	Recipient      any
+}
+
+// SpecOf reads a messages[] / schedule message config entry.
+func SpecOf(entry map[string]any) Spec {
+	s := Spec{Recipient: entry["recipient"]}
+	s.TranslationKey, _ = entry["translation_key"].(string)
+	if m, ok := entry["message"]; ok {
+		s.Message = m
+	} else if m, ok := entry["messages"]; ok {
+		s.Message = m
+	}
+	return s
+}
+
+// Locale is the message locale: doc.locale, doc.sms_message.locale,
+// locale_outgoing, locale, else "en".
+func (g *Generator) Locale(doc map[string]any) string {
+	if l, _ := doc["locale"].(string); l != "" {
+		return l
+	}
+	if l, _ := jsv.Get(doc, "sms_message.locale"); jsv.Truthy(l) {
+		if s, ok := l.(string); ok {
+			return s
+		}
+	}
+	return g.Settings.LocaleOutgoing()
+}
+
+// Text returns the unrendered text of spec in locale.
+func (g *Generator) Text(spec Spec, locale string) string {
+	if spec.TranslationKey != "" {
+		return g.Translations.Lookup(locale, spec.TranslationKey)
+	}
+	switch m := spec.Message.(type) {
+	case string:
+		return strings.TrimSpace(m)
+	case []any:
+		var first string
+		for i, e := range m {
+			em := jsv.Map(e)
+			content, _ := em["content"].(string)
+			if i == 0 {
+				first = content
+			}
+			if em["locale"] == locale {
+				return strings.TrimSpace(content)
+			}
+		}
+		return strings.TrimSpace(first)
+	}
+	return ""
+}
+
+// RenderOptions are the template options for a message in locale.
+func (g *Generator) RenderOptions(locale string) templates.Options {
+	return templates.Options{
+		DateFormat: g.Settings.DateFormat(), DateTimeFormat: g.Settings.ReportedDateFormat(),
+		Locale: locale, DefaultCountryCode: g.Settings.DefaultCountryCode(), Location: g.Location,
+	}
+}
+
+// Render renders text over the context of doc and extra.
+func (g *Generator) Render(doc map[string]any, text string, extra map[string]any) (string, error) {
+	return templates.Render(text, Layers(doc, extra), g.RenderOptions(g.Locale(doc)))
+}
+
+// AddOptions tune Add.
+type AddOptions struct {
+	// Unique skips the task when one whose first message has the same `to`
+	// and text exists (muting).
+	Unique bool
+}
+
+// Added says what Add did.
+type Added struct {
+	Task map[string]any // nil when no task was added
+	// Text is the rendered text (for errors carrying the same words).
+	Text string
+	To   string
+}
+
+// Add generates a message from spec for doc and appends it to doc.tasks
+// (messages.md §3). A template or config failure adds a `parse_error` to the
+// doc and no task, as the reference does; it is also returned.
+func (g *Generator) Add(doc map[string]any, spec Spec, extra map[string]any, opts AddOptions) (Added, error) {
+	msg, err := g.Message(doc, spec, extra)
+	if err != nil {
+		key := spec.TranslationKey
+		if key == "" {
+			key = "message"
+		}
+		AddError(doc, "parse_error", fmt.Sprintf("%v: %s", err, key))
+		return Added{}, err
+	}
+	to, _ := msg["to"].(string)
+	rendered, _ := msg["original_message"].(string)
+	if rendered == "" {
+		rendered, _ = msg["message"].(string)
+	}
+	if opts.Unique && hasTask(doc, to, rendered) {
+		return Added{Text: rendered, To: to}, nil
+	}
+	state := StatePending
+	from := jsv.String(doc["from"])
+	if doc["from"] == nil {
+		from = ""
+	}
+	switch {
+	case Denied(g.Settings, from):
+		state = StateDenied
+	case msg["error"] == nil && g.Dups.Seen(to, rendered, g.Settings.DuplicateLimit(), g.Now):
+		state = StateDuplicate
+	}
+	task := map[string]any{"messages": []any{msg}}
+	SetState(task, state, nil, "", false, g.Now)
+	tasks, _ := doc["tasks"].([]any)
+	doc["tasks"] = append(tasks, task)
+	return Added{Task: task, Text: rendered, To: to}, nil
+}
+
+// Message generates one message {uuid, to, message | error} from spec for
+// doc (steps 1–5 of messages.md §3), without adding it anywhere.
+func (g *Generator) Message(doc map[string]any, spec Spec, extra map[string]any) (map[string]any, error) {
+	locale := g.Locale(doc)
+	text := g.Text(spec, locale)
+	layers := Layers(doc, extra)
+	rendered, err := templates.Render(text, layers, g.RenderOptions(locale))
+	if err != nil {
+		return nil, err
+	}
+	to := Recipient(g.Settings, doc, layers, spec.Recipient)
+	msg := map[string]any{"uuid": uuid.NewString(), "to": to}
+	if rendered == "" || (spec.TranslationKey != "" && rendered == spec.TranslationKey) {
+		msg["error"] = "messages.errors.message.empty"
+		return msg, nil
+	}
+	if cut, ok := Truncate(rendered, g.Settings.MultipartSMSLimit()); ok {
+		msg["original_message"] = rendered
+		msg["message"] = cut
+	} else {
+		msg["message"] = rendered
+	}
+	return msg, nil
+}
+
+func hasTask(doc map[string]any, to, text string) bool {
+	for _, t := range jsv.Slice(doc["tasks"]) {
+		msgs := jsv.Slice(jsv.Map(t)["messages"])
+		if len(msgs) == 0 {
+			continue
+		}
+		m := jsv.Map(msgs[0])
+		if m["to"] == to && m["message"] == text {
+			return true
+		}
+	}
+	return false
+}
+
+// AddError appends {code, message} to doc.errors unless an error with that
+// code is already there (messages.md §8).
+func AddError(doc map[string]any, code, message string) {
+	errs, _ := doc["errors"].([]any)
+	for _, e := range errs {
+		if m := jsv.Map(e); m != nil && m["code"] == code {
+			return
+		}
+	}
+	doc["errors"] = append(errs, map[string]any{"code": code, "message": message})
+}
+
+// ErrNoText is returned when a message config has no text at all.
+var ErrNoText = errors.New("message has no text")

@@ -1,0 +1,318 @@
+package transitions
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"sentinel-go/config"
+	"sentinel-go/jsexpr"
+	"sentinel-go/jsv"
+	"sentinel-go/messages"
+	"sentinel-go/validation"
+)
+
+// Generator returns the message generator of this change.
+func (e *Env) Generator() *messages.Generator {
+	return &messages.Generator{Settings: e.Config.Settings, Translations: e.Config.Translations,
+		Location: e.Location, Now: e.Now, Dups: e.Dups}
+}
+
+// messageEntries reads a transition's `messages` config.
+func messageEntries(v any) []map[string]any {
+	var out []map[string]any
+	for _, e := range jsv.Slice(v) {
+		if m := jsv.Map(e); m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func findEvent(entries []map[string]any, eventType string) map[string]any {
+	for _, e := range entries {
+		if e["event_type"] == eventType {
+			return e
+		}
+	}
+	return nil
+}
+
+// addRejection adds rejection eventType (transitions README): the first
+// configured message of that event type to its recipient (default the
+// sender), else `messages.generic.<eventType>` to the sender; plus the error
+// {code: eventType, message: the same text}.
+func addRejection(env *Env, doc Doc, entries []map[string]any, eventType string, extra map[string]any) {
+	spec := messages.Spec{TranslationKey: "messages.generic." + eventType, Recipient: "from"}
+	if e := findEvent(entries, eventType); e != nil {
+		spec = messages.SpecOf(e)
+		if spec.Recipient == nil || spec.Recipient == "" {
+			spec.Recipient = "from"
+		}
+	}
+	g := env.Generator()
+	added, err := g.Add(doc, spec, extra, messages.AddOptions{})
+	if err != nil {
+		return
+	}
+	messages.AddError(doc, eventType, added.Text)
+}
+
+// addSuccess adds the first configured message of eventType, if any.
+func addSuccess(env *Env, doc Doc, entries []map[string]any, eventType string, extra map[string]any) {
+	if e := findEvent(entries, eventType); e != nil {
+		_, _ = env.Generator().Add(doc, messages.SpecOf(e), extra, messages.AddOptions{})
+	}
+}
+
+// compiledValidations is a transition's `validations` config, compiled at load.
+type compiledValidations struct {
+	cfg validation.Config
+	on  bool
+}
+
+func compileValidations(v any, path string) (compiledValidations, []config.Problem) {
+	if v == nil {
+		return compiledValidations{}, nil
+	}
+	cfg, errs := validation.ParseConfig(v)
+	var problems []config.Problem
+	for _, e := range errs {
+		p := path + ".validations"
+		if e.Path != "" {
+			p = path + "." + strings.TrimPrefix(e.Path, "validations.")
+			if !strings.HasPrefix(e.Path, "validations") {
+				p = path + ".validations." + e.Path
+			}
+		}
+		if e.Warning {
+			problems = append(problems, config.Warnf(p, "%s", e.Message))
+		} else {
+			problems = append(problems, config.Errorf(p, "%s", e.Message))
+		}
+	}
+	return compiledValidations{cfg: cfg, on: len(cfg.Entries) > 0}, problems
+}
+
+// validationStore answers the database rules of validations.
+type validationStore struct{ env *Env }
+
+func (s validationStore) ReportsByFreetext(ctx context.Context, term string) ([]validation.ReportRef, error) {
+	rs, err := s.env.Store.ReportsByFreetext(ctx, term)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]validation.ReportRef, len(rs))
+	for i, r := range rs {
+		out[i] = validation.ReportRef{ID: r.ID, Form: r.Form, ReportedDate: r.ReportedDate, HasErrors: r.HasErrors}
+	}
+	return out, nil
+}
+
+func (s validationStore) ContactPhoneExists(ctx context.Context, phone string) (bool, error) {
+	cs, err := s.env.Store.ContactsByPhone(ctx, phone)
+	return len(cs) > 0, err
+}
+
+// validate runs the validations of a transition on doc (validations.md §4).
+// On failure it adds the errors and one reply, and returns true (the
+// transition stops and reports a change).
+func validate(ctx context.Context, env *Env, doc Doc, v compiledValidations, extra map[string]any) (failed bool, err error) {
+	if !v.on {
+		return false, nil
+	}
+	s := env.Settings()
+	failures, verr := validation.Validate(ctx, v.cfg, doc, validation.Env{
+		Store: validationStore{env}, Now: env.Now, Location: env.Location,
+		DefaultCountryCode: s.DefaultCountryCode(), PhoneValidation: s.String("phone_validation", ""),
+	})
+	g := env.Generator()
+	if verr != nil {
+		if re, ok := verr.(*validation.RuleError); ok {
+			msg := re.Message()
+			messages.AddError(doc, "invalid_report", msg)
+			_, _ = g.Add(doc, messages.Spec{Message: msg, Recipient: "reporting_unit"}, extra, messages.AddOptions{})
+			return true, nil
+		}
+		return false, fmt.Errorf("validations: %w", verr)
+	}
+	if len(failures) == 0 {
+		return false, nil
+	}
+	var texts []string
+	locale := g.Locale(doc)
+	for _, f := range failures {
+		code := "invalid_" + f.Property
+		spec := messages.SpecOf(f.Entry.Raw)
+		text := g.Text(spec, locale)
+		msg := ""
+		if text != "" && !(spec.TranslationKey != "" && text == spec.TranslationKey) {
+			if r, err := g.Render(doc, text, extra); err == nil {
+				msg = r
+			}
+		}
+		if msg == "" {
+			msg = `Error: {"code":"` + code + `"}`
+		}
+		messages.AddError(doc, code, msg)
+		texts = append(texts, msg)
+	}
+	reply := texts[0]
+	if v.cfg.JoinResponses {
+		reply = strings.Join(texts, "  ")
+	}
+	_, _ = g.Add(doc, messages.Spec{Message: reply, Recipient: "reporting_unit"}, extra, messages.AddOptions{})
+	return true, nil
+}
+
+// boolExpr is a compiled `bool_expr`; nil or empty means true.
+type boolExpr struct {
+	prog *jsexpr.Program
+}
+
+func compileBoolExpr(v any, path string) (boolExpr, []config.Problem) {
+	src, ok := v.(string)
+	if v != nil && !ok {
+		return boolExpr{}, []config.Problem{config.Errorf(path, "bool_expr must be a string")}
+	}
+	if strings.TrimSpace(src) == "" {
+		return boolExpr{}, nil
+	}
+	p, err := jsexpr.Compile(path, src)
+	if err != nil {
+		return boolExpr{}, []config.Problem{config.Errorf(path, "%v", err)}
+	}
+	return boolExpr{prog: p}, nil
+}
+
+// eval runs the expression with globals; empty is true.
+func (b boolExpr) eval(ctx context.Context, env *Env, globals map[string]any) (bool, error) {
+	if b.prog == nil || b.prog.Empty() {
+		return true, nil
+	}
+	if env.JS == nil {
+		env.JS = jsexpr.NewSandbox(jsexpr.Options{})
+	}
+	return env.JS.Truthy(ctx, b.prog, globals)
+}
+
+// formMatchesLoose is the registration/muting form rule: equal ignoring case
+// and surrounding punctuation or spaces.
+func formMatchesLoose(code, form string) bool {
+	trim := func(s string) string {
+		return strings.TrimFunc(strings.ToLower(s), func(r rune) bool {
+			return !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r > 127)
+		})
+	}
+	return code != "" && trim(code) == trim(form)
+}
+
+var nonLetters = regexp.MustCompile(`[^\p{L}]`)
+
+// formIsRegistration is "is this report a registration?": the report's
+// form equals a registration form ignoring case and any non-letters around it.
+func formIsRegistration(reportForm, regForm string) bool {
+	if reportForm == "" || regForm == "" {
+		return false
+	}
+	rf := strings.ToLower(reportForm)
+	code := strings.ToLower(regForm)
+	i := strings.Index(rf, code)
+	if i < 0 {
+		return false
+	}
+	return nonLetters.ReplaceAllString(rf[:i]+rf[i+len(code):], "") == ""
+}
+
+// ValidRegistrations returns the valid registrations about any of ids
+// (transitions README): error-free reports whose form is a registration form,
+// that are xforms or (forms of settings.forms and (public or with a contact)).
+func ValidRegistrations(ctx context.Context, env *Env, ids []string) ([]Doc, error) {
+	var clean []string
+	for _, id := range ids {
+		if id != "" {
+			clean = append(clean, id)
+		}
+	}
+	if len(clean) == 0 {
+		return nil, nil
+	}
+	reports, err := env.Store.ReportsBySubject(ctx, clean)
+	if err != nil {
+		return nil, fmt.Errorf("find registrations: %w", err)
+	}
+	s := env.Settings()
+	var regForms []string
+	for _, r := range jsv.Slice(s.Raw["registrations"]) {
+		if f, ok := jsv.Map(r)["form"].(string); ok {
+			regForms = append(regForms, f)
+		}
+	}
+	var out []Doc
+	for _, r := range reports {
+		if len(jsv.Slice(r["errors"])) > 0 {
+			continue
+		}
+		form, _ := r["form"].(string)
+		isReg := false
+		for _, f := range regForms {
+			if formIsRegistration(form, f) {
+				isReg = true
+				break
+			}
+		}
+		if !isReg {
+			continue
+		}
+		if r["content_type"] != "xml" {
+			if !s.HasForm(form) {
+				continue
+			}
+			if s.Form(form)["public_form"] != true && !jsv.Truthy(r["contact"]) {
+				continue
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// SubjectIDs are a contact's ids that reports may use: _id, patient_id, place_id.
+func SubjectIDs(c Doc) []string {
+	var out []string
+	for _, k := range []string{"_id", "patient_id", "place_id"} {
+		if v, ok := c[k]; ok && v != nil && v != "" {
+			out = append(out, jsv.String(v))
+		}
+	}
+	return out
+}
+
+// isMuted reports whether contact c or one of its hydrated ancestors is muted.
+func isMuted(c Doc) bool {
+	for n, i := c, 0; n != nil && i < 30; n, i = jsv.Map(n["parent"]), i+1 {
+		if jsv.Truthy(n["muted"]) {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldsCopy is the `doc` global of event bool_exprs: a shallow copy of the
+// report with fields merged in where the report has no key of that name.
+func fieldsCopy(doc Doc) Doc {
+	out := make(Doc, len(doc))
+	for k, v := range doc {
+		out[k] = v
+	}
+	for k, v := range jsv.Map(doc["fields"]) {
+		if _, ok := out[k]; !ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
