@@ -21,15 +21,15 @@ type entry struct {
 // order is the fixed reference order; the order of keys in app_settings
 // never matters. Transitions not built yet are registered as they land.
 var order = []entry{
-	{name: "update_clinics"},
-	{name: "self_report"},
+	{name: "update_clinics", make: newUpdateClinics},
+	{name: "self_report", make: newSelfReport},
 	{name: "registration", make: newRegistration},
-	{name: "accept_patient_reports"},
-	{name: "accept_case_reports"},
+	{name: "accept_patient_reports", make: newAcceptPatientReports},
+	{name: "accept_case_reports", make: newAcceptCaseReports},
 	{name: "generate_shortcode_on_contacts", make: newShortcodeOnContacts("generate_shortcode_on_contacts")},
 	{name: "generate_patient_id_on_people", make: newShortcodeOnContacts("generate_patient_id_on_people"),
 		deprecated: `generate_patient_id_on_people transition is deprecated since 3.8.x. Please use "generate_shortcode_on_contacts" transition instead.`},
-	{name: "default_responses"},
+	{name: "default_responses", make: newDefaultResponses},
 	{name: "update_sent_by", make: newUpdateSentBy},
 	{name: "death_reporting", make: newDeathReporting},
 	{name: "conditional_alerts"},
