@@ -33,7 +33,11 @@ def load(server, db, folder):
     translations = json.load(open(os.path.join(folder, 'translations.json')))
     for code, texts in translations.items():
         docs.append({'_id': 'messages-' + code, 'type': 'translations', 'code': code, 'generic': texts, 'custom': {}})
-    docs += json.load(open(os.path.join(folder, 'docs.json')))
+    now_ms = int(time.time() * 1000)
+    for doc in json.load(open(os.path.join(folder, 'docs.json'))):
+        # "$now" in the demo docs stands for the time of loading, so that the
+        # schedules computed from it lie in the future.
+        docs.append({k: (now_ms if v == '$now' else v) for k, v in doc.items()})
     request('%s/%s/_bulk_docs' % (server, db), 'POST', {'docs': docs})
     print('# loaded settings and %d docs into %s' % (len(docs) - 1, db))
 
@@ -58,7 +62,7 @@ def report(server, db, folder):
         sys.exit(1)
     time.sleep(0.5)
     print()
-    print('%-10s %-18s %-34s %s' % ('DOC', 'TYPE', 'TRANSITIONS', 'WHAT CHANGED'))
+    print('%-10s %-18s %-46s %s' % ('DOC', 'TYPE', 'TRANSITIONS', 'WHAT CHANGED'))
     print('-' * 100)
     for doc_id in ids:
         doc = request('%s/%s/%s' % (server, db, doc_id)) or {}
@@ -71,7 +75,7 @@ def report(server, db, folder):
         if doc.get('errors'):
             what += ['error %s' % e.get('code') for e in doc['errors']]
         kind = doc.get('form') or doc.get('type', '')
-        print('%-10s %-18s %-34s %s' % (doc_id, kind, ran, '; '.join(what) or '-'))
+        print('%-10s %-18s %-46s %s' % (doc_id, kind, ran, '; '.join(what) or '-'))
         for task in doc.get('tasks') or []:
             for m in task.get('messages') or []:
                 print('%-10s   reply   [%s] to %s: %s' % ('', task.get('state'), m.get('to'), m.get('message', m.get('error'))))
@@ -79,6 +83,12 @@ def report(server, db, folder):
             msgs = task.get('messages') or [{}]
             print('%-10s   %-7s [%s] due %s %s: %s' % ('', 'sched', task.get('state'), task.get('due'), task.get('type', ''),
                                                   msgs[0].get('message', task.get('message_key', ''))))
+    created = request('%s/%s/_all_docs?include_docs=true' % (server, db)) or {}
+    for row in created.get('rows', []):
+        d = row.get('doc') or {}
+        if d.get('source_id'):
+            print('\n%s created %s %s "%s" (%s) under %s' % (d['source_id'], d.get('type'), d['_id'][:8], d.get('name', ''),
+                  d.get('patient_id') or d.get('place_id'), (d.get('parent') or {}).get('_id')))
     dead = [d for d in (request('%s/%s/mary' % (server, db)),) if d and 'date_of_death' in d]
     for d in dead:
         print('\nmary now has date_of_death=%s (set by death_reporting from death1)' % d['date_of_death'])

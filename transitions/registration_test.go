@@ -1,0 +1,146 @@
+package transitions
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sentinel-go/config"
+	"sentinel-go/couch"
+	"sentinel-go/couch/couchtest"
+	"sentinel-go/jsexpr"
+)
+
+func TestParseParams(t *testing.T) {
+	cases := []struct {
+		in   any
+		want string
+	}{
+		{nil, "map[]"}, {"", "map[]"}, {"ANC, PNC", "[ANC PNC]"}, {`{"patient_id_field":"ext"}`, "map[patient_id_field:ext]"},
+		{`["a","b"]`, "[a b]"}, {map[string]any{"contact_type": "chw"}, "map[contact_type:chw]"},
+	}
+	for _, c := range cases {
+		got, err := parseParams(c.in)
+		if err != nil {
+			t.Fatalf("%v: %v", c.in, err)
+		}
+		if s := fmtAny(got); s != c.want {
+			t.Errorf("parseParams(%#v) = %s, want %s", c.in, s, c.want)
+		}
+	}
+	if _, err := parseParams("{bad json"); err == nil {
+		t.Error("bad JSON params accepted")
+	}
+}
+
+func fmtAny(v any) string {
+	switch x := v.(type) {
+	case []any:
+		s := "["
+		for i, e := range x {
+			if i > 0 {
+				s += " "
+			}
+			s += e.(string)
+		}
+		return s + "]"
+	case map[string]any:
+		s := "map["
+		for k, v := range x {
+			s += k + ":" + v.(string)
+		}
+		return s + "]"
+	}
+	return "?"
+}
+
+func TestFormMatching(t *testing.T) {
+	if !formMatchesLoose("P", " p! ") || formMatchesLoose("P", "PX") || formMatchesLoose("", "") {
+		t.Error("loose form matching wrong")
+	}
+	if !formIsRegistration("1p!", "P") || formIsRegistration("xP1", "p") || formIsRegistration("PREG", "P") {
+		t.Error("registration form matching wrong")
+	}
+}
+
+func TestBirthAndExpectedDates(t *testing.T) {
+	env := &Env{Location: time.UTC}
+	reported := float64(time.Date(2024, 5, 20, 15, 0, 0, 0, time.UTC).UnixMilli())
+	doc := Doc{"reported_date": reported, "fields": map[string]any{"weeks_since_lmp": "2", "age_in_months": 3.0}}
+	addExpectedDate(env, doc)
+	addBirthDate(env, doc)
+	if doc["lmp_date"] != "2024-05-06T00:00:00.000Z" || doc["expected_date"] != "2025-02-10T00:00:00.000Z" {
+		t.Errorf("expected date: %v %v", doc["lmp_date"], doc["expected_date"])
+	}
+	if doc["birth_date"] != "2024-02-20T00:00:00.000Z" {
+		t.Errorf("birth date: %v", doc["birth_date"])
+	}
+	none := Doc{"reported_date": reported, "fields": map[string]any{"lmp": 0.0}}
+	addExpectedDate(env, none)
+	if v, ok := none["lmp_date"]; !ok || v != nil {
+		t.Errorf("no LMP: %v", none)
+	}
+}
+
+// TestRegistrationAgainstServer runs a whole registration through the
+// processor against the real server: a person is created under the
+// submitter's clinic, schedules are assigned and a reply is queued.
+func TestRegistrationAgainstServer(t *testing.T) {
+	env := couchtest.New(t)
+	ctx := context.Background()
+	if err := env.Client.Main.EnsureDesignDoc(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env.Save(t, env.MainDB,
+		map[string]any{"_id": "clinic", "type": "clinic", "name": "Clinic"},
+		map[string]any{"_id": "chw", "type": "person", "name": "Carol", "phone": "+254712000010", "parent": map[string]any{"_id": "clinic"}},
+		map[string]any{"_id": "r1", "type": "data_record", "form": "P", "from": "+254712000010",
+			"reported_date": float64(time.Now().UnixMilli()), "fields": map[string]any{"patient_name": "Jane"},
+			"contact": map[string]any{"_id": "chw", "parent": map[string]any{"_id": "clinic"}}})
+	settings := map[string]any{
+		"transitions":   map[string]any{"registration": true},
+		"contact_types": []any{map[string]any{"id": "clinic"}, map[string]any{"id": "person", "parents": []any{"clinic"}, "person": true}},
+		"forms":         map[string]any{"P": map[string]any{}},
+		"registrations": []any{map[string]any{"form": "P",
+			"events": []any{
+				map[string]any{"name": "on_create", "trigger": "add_patient"},
+				map[string]any{"name": "on_create", "trigger": "assign_schedule", "params": "S", "bool_expr": "doc.patient_name"}},
+			"messages": []any{map[string]any{"recipient": "reporting_unit", "message": "Registered {{patient_name}} ({{patient_id}}) by {{contact.name}}, next in {{next_msg.weeks}} weeks"}}}},
+		"schedules": []any{map[string]any{"name": "S", "messages": []any{
+			map[string]any{"group": 1.0, "offset": "2 weeks", "message": "Visit {{patient_name}}", "recipient": "reporting_unit"}}}},
+	}
+	cfg := Load(settings, config.Translations{})
+	if !cfg.Valid() {
+		t.Fatalf("config: %v", cfg.Problems)
+	}
+	p := &Processor{Main: env.Client.Main, Sentinel: env.Client.Sentinel, Log: zerolog.Nop(), JS: jsexpr.NewSandbox(jsexpr.Options{})}
+	out, err := p.Process(ctx, cfg, couch.Change{ID: "r1", Seq: "3"})
+	if err != nil || !out.Changed {
+		t.Fatalf("Process = %+v, %v", out, err)
+	}
+	r1 := env.Get(t, env.MainDB, "r1")
+	pid, _ := r1["patient_id"].(string)
+	if len(pid) != 5 || r1["patient"] != nil {
+		t.Fatalf("report after registration: %v", r1)
+	}
+	msg := r1["tasks"].([]any)[0].(map[string]any)["messages"].([]any)[0].(map[string]any)
+	if msg["message"] != "Registered Jane ("+pid+") by Carol, next in 1 weeks" || msg["to"] != "+254712000010" {
+		t.Errorf("reply = %v", msg)
+	}
+	if n := len(r1["scheduled_tasks"].([]any)); n != 1 {
+		t.Errorf("scheduled tasks = %d", n)
+	}
+	people, err := env.Client.Main.ContactsByShortcode(ctx, pid)
+	if err != nil || len(people) != 1 {
+		t.Fatalf("created person: %v %v", people, err)
+	}
+	person := people[0]
+	if person["name"] != "Jane" || person["source_id"] != "r1" || person["created_by"] != "chw" || person["type"] != "person" {
+		t.Errorf("person = %v", person)
+	}
+	if parent, _ := person["parent"].(map[string]any); parent["_id"] != "clinic" {
+		t.Errorf("person parent = %v", person["parent"])
+	}
+}
