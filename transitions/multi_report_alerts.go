@@ -1,0 +1,8 @@
+package transitions
+
+import "sentinel-go/config"
+
+// newMultiReportAlerts is a placeholder until the transition lands.
+func newMultiReportAlerts(s *config.Settings, path string) (Transition, []config.Problem) {
+	return nil, []config.Problem{config.Errorf(path, "transition %q is not supported by this version of sentinel-go", "multi_report_alerts")}
+}
