@@ -16,7 +16,7 @@ const ddocName = "sentinel-go"
 
 // viewsVersion changes whenever a view below changes; the design doc is
 // rewritten at start when the stored version differs.
-const viewsVersion = "2026-11-22.1"
+const viewsVersion = "2026-11-22.1.due"
 
 const isContact = `var CONTACT_TYPES = {contact: 1, person: 1, clinic: 1, health_center: 1, district_hospital: 1};`
 
@@ -95,7 +95,7 @@ var views = map[string]string{
   var min = null;
   doc.scheduled_tasks.forEach(function (t) {
     if (!t || t.state !== 'scheduled') { return; }
-    var due = t.due !== undefined ? t.due : (t.timestamp !== undefined ? t.timestamp : doc.reported_date);
+    var due = t.due !== undefined && t.due !== null ? t.due : (t.timestamp !== undefined && t.timestamp !== null ? t.timestamp : doc.reported_date);
     var ms = typeof due === 'number' ? due : Date.parse(due);
     if (isNaN(ms)) { return; }
     emit(ms, null);

@@ -18,6 +18,8 @@ import (
 	"sentinel-go/config"
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
+	"sentinel-go/messages"
+	"sentinel-go/schedule/jobs"
 	"sentinel-go/transitions"
 )
 
@@ -41,13 +43,7 @@ type Options struct {
 	// MaxBackoff caps the wait between retries after errors (default 60 s).
 	MaxBackoff time.Duration
 	// Jobs are the scheduled jobs, run at start, every JobInterval and on RunJobs.
-	Jobs []Job
-}
-
-// Job is one scheduled job.
-type Job interface {
-	Name() string
-	Run(ctx context.Context, d *Daemon) error
+	Jobs []jobs.Job
 }
 
 // Daemon is the running service.
@@ -60,8 +56,10 @@ type Daemon struct {
 	cfgChanged chan struct{}
 	jobsNow    chan struct{}
 	processed  atomic.Int64
-	ready      atomic.Bool
-	stopOnce   sync.Once
+	// dups is shared by the pipeline and the jobs: the duplicate limit is per process.
+	dups     *messages.Duplicates
+	ready    atomic.Bool
+	stopOnce sync.Once
 }
 
 // New validates the options (a malformed COUCH_URL fails here, at once).
@@ -93,7 +91,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	return &Daemon{opts: opts, log: opts.Log, client: client,
-		cfgChanged: make(chan struct{}, 1), jobsNow: make(chan struct{}, 1)}, nil
+		cfgChanged: make(chan struct{}, 1), jobsNow: make(chan struct{}, 1), dups: messages.NewDuplicates()}, nil
 }
 
 // Client is the CouchDB connection (for jobs).

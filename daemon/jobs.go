@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"sentinel-go/jsexpr"
+	"sentinel-go/schedule/jobs"
 )
 
 // runJobs runs every job at start, every JobInterval and whenever RunJobs
@@ -28,12 +31,18 @@ func (d *Daemon) runAllJobs(ctx context.Context) {
 	if cfg := d.cfg.Load(); cfg != nil && !cfg.Valid() {
 		log.Error().Msg("Transitions are disabled. " + cfg.ErrorSummary())
 	}
+	cfg := d.cfg.Load()
+	if cfg == nil {
+		return
+	}
+	env := &jobs.Env{Main: d.client.Main, Sentinel: d.client.Sentinel, Client: d.client, Config: cfg,
+		Location: d.opts.Location, Log: log, Dups: d.dups, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout})}
 	for _, j := range d.opts.Jobs {
 		if ctx.Err() != nil {
 			return
 		}
 		start := time.Now()
-		err := safeJob(ctx, d, j)
+		err := safeJob(ctx, env, j)
 		ev := log.Debug()
 		if err != nil {
 			ev = log.Error().Err(err)
@@ -42,14 +51,14 @@ func (d *Daemon) runAllJobs(ctx context.Context) {
 	}
 }
 
-func safeJob(ctx context.Context, d *Daemon, j Job) (err error) {
+func safeJob(ctx context.Context, env *jobs.Env, j jobs.Job) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("job %s panicked: %v", j.Name(), r)
 		}
 	}()
-	return j.Run(ctx, d)
+	return j.Run(ctx, env)
 }
 
 // DefaultJobs is the daemon's job registry, in run order.
-func DefaultJobs() []Job { return nil }
+func DefaultJobs() []jobs.Job { return jobs.Default() }

@@ -1,0 +1,70 @@
+// Package jobs holds the scheduled jobs of schedules.md: due tasks,
+// reminders, outbound retries, background cleanup and the others. The daemon
+// runs every job at start, every 5 minutes and on SIGUSR2, one at a time.
+package jobs
+
+import (
+	"context"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sentinel-go/couch"
+	"sentinel-go/jsexpr"
+	"sentinel-go/lineage"
+	"sentinel-go/messages"
+	"sentinel-go/transitions"
+)
+
+// Env is what a job run may use.
+type Env struct {
+	Main     *couch.DB
+	Sentinel *couch.DB
+	Client   *couch.Client
+	// Config is the config in force (may be invalid: transitions disabled;
+	// jobs still run).
+	Config   *transitions.Config
+	Location *time.Location
+	Log      zerolog.Logger
+	// Clock returns the wall time; nil means time.Now.
+	Clock func() time.Time
+	Dups  *messages.Duplicates
+	JS    *jsexpr.Sandbox
+}
+
+// Now is the job's "now": synthetic_date when configured, else the clock.
+func (e *Env) Now() time.Time {
+	if e.Config != nil {
+		if t, ok := e.Config.Settings.SyntheticDate(e.Location); ok {
+			return t
+		}
+	}
+	if e.Clock != nil {
+		return e.Clock()
+	}
+	return time.Now()
+}
+
+// Generator returns a message generator for the config in force.
+func (e *Env) Generator(now time.Time) *messages.Generator {
+	return &messages.Generator{Settings: e.Config.Settings, Translations: e.Config.Translations,
+		Location: e.Location, Now: now, Dups: e.Dups}
+}
+
+// TransitionEnv is a transitions.Env for helpers shared with the pipeline
+// (valid registrations, hydration).
+func (e *Env) TransitionEnv(now time.Time) *transitions.Env {
+	return &transitions.Env{Config: e.Config, Store: e.Main, JS: e.JS, Hydrator: lineage.New(e.Main),
+		Log: e.Log, Now: now, Location: e.Location, Dups: e.Dups}
+}
+
+// Job is one scheduled job.
+type Job interface {
+	Name() string
+	Run(ctx context.Context, env *Env) error
+}
+
+// Default is the job registry, in run order.
+func Default() []Job {
+	return []Job{DueTasks{}}
+}
