@@ -128,7 +128,7 @@ func parseSilenceFor(v any, path string, problems []config.Problem) (*schedule.D
 		`%s is not a duration such as "8 days": it acts as 0 (only reminders due by the report's date are silenced)`, jsv.String(v)))
 }
 
-// entryFor is the first entry whose form equals doc.form exactly.
+// entryForForm is the first entry whose form equals doc.form exactly.
 func entryForForm(entries []reportEntry, doc Doc) *reportEntry {
 	form, _ := doc["form"].(string)
 	if form == "" {

@@ -141,7 +141,7 @@ func (p *Processor) processOnce(ctx context.Context, cfg *Config, ch couch.Chang
 	if p.Dups == nil {
 		p.Dups = messages.NewDuplicates()
 	}
-	env := &Env{Config: cfg, Store: p.Main, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups}
+	env := &Env{Config: cfg, Store: p.Main, Sentinel: p.Sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups}
 	c := &Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
 	records := jsv.CloneMap(jsv.Map(info["transitions"]))
 	if records == nil {

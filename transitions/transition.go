@@ -80,6 +80,7 @@ var _ Store = (*couch.DB)(nil)
 type Env struct {
 	Config   *Config
 	Store    Store
+	Sentinel InfoStore // the sentinel db (info docs of other docs, e.g. muting_history)
 	JS       *jsexpr.Sandbox
 	Hydrator *lineage.Hydrator
 	Log      zerolog.Logger
