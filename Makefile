@@ -12,7 +12,7 @@ POUCHDB := scripts/pouchdb.sh
 TEST_PORT ?= 5987
 CONFORMANCE := python3 $(SHARED)/conformance/run.py --sut 'exec ./bin/sentinel' --jobs 2
 
-.PHONY: all build test unit lint integration conformance conformance-listed demo clean pouchdb-start pouchdb-stop
+.PHONY: all build test unit lint integration conformance conformance-listed demo clean pouchdb-start pouchdb-stop fuzz
 
 all: build
 
@@ -34,7 +34,16 @@ integration: build
 conformance-listed: build
 	$(CONFORMANCE) $$(grep -v '^#' testdata/conformance-suites.txt | sed '/^$$/d; s#^#$(SHARED)/conformance/scenarios/#; s#$$#.json#')
 
-test: lint integration conformance-listed
+# Each fuzz target runs for a bounded time (FUZZTIME) on top of its seed corpus.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := jsexpr:FuzzEval templates:FuzzRender validation:FuzzCompile smsparse:FuzzParse transitions:FuzzLoad transitions:FuzzProcess
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+	  $(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) ./$$pkg >/tmp/sentinel-fuzz.log 2>&1 || { tail -30 /tmp/sentinel-fuzz.log; exit 1; }; \
+	done
+
+test: lint integration fuzz conformance-listed
 
 conformance: build
 	$(CONFORMANCE) $(SHARED)/conformance/scenarios
