@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 )
 
 // DesignDocID is the daemon's own design document in the main db. It answers
@@ -16,7 +17,7 @@ const ddocName = "sentinel-go"
 
 // viewsVersion changes whenever a view below changes; the design doc is
 // rewritten at start when the stored version differs.
-const viewsVersion = "2026-11-22.1.due"
+const viewsVersion = "2026-11-22.2.alerts"
 
 const isContact = `var CONTACT_TYPES = {contact: 1, person: 1, clinic: 1, health_center: 1, district_hospital: 1};`
 
@@ -105,6 +106,17 @@ var views = map[string]string{
 	"reports_by_form_and_date": `function (doc) {
   if (doc.type === 'data_record' && doc.form) { emit([doc.form, doc.reported_date || 0], null); }
 }`,
+	// reports by reported_date, for alert windows over every form
+	"reports_by_date": `function (doc) {
+  if (doc.type === 'data_record' && doc.form) { emit(doc.reported_date || 0, null); }
+}`,
+	// reports by form and the stored submitter's parent (facility), oldest
+	// first: conditional_alerts history, update_scheduled_reports duplicates
+	"reports_by_form_and_parent": `function (doc) {
+  if (doc.type === 'data_record' && doc.form && doc.contact && doc.contact.parent && doc.contact.parent._id) {
+    emit([doc.form, String(doc.contact.parent._id), doc.reported_date || 0], null);
+  }
+}`,
 }
 
 // EnsureDesignDoc installs or updates the daemon's design doc when its
@@ -138,7 +150,13 @@ func (d *DB) View(ctx context.Context, view string, params map[string]any) ([]Ro
 
 // viewDocs returns the docs of the rows for key, de-duplicated, in view order.
 func (d *DB) viewDocs(ctx context.Context, view string, key any) ([]Doc, error) {
-	rows, err := d.View(ctx, view, map[string]any{"key": key, "include_docs": true})
+	return d.viewDocsParams(ctx, view, map[string]any{"key": key, "include_docs": true})
+}
+
+// viewDocsParams returns the docs of a view query with include_docs,
+// de-duplicated by _id, in view order.
+func (d *DB) viewDocsParams(ctx context.Context, view string, params map[string]any) ([]Doc, error) {
+	rows, err := d.View(ctx, view, params)
 	if err != nil {
 		return nil, err
 	}
@@ -199,20 +217,7 @@ func (d *DB) ReportsBySubject(ctx context.Context, ids []string) ([]Doc, error) 
 	for i, id := range ids {
 		keys[i] = id
 	}
-	rows, err := d.View(ctx, "reports_by_subject", map[string]any{"keys": keys, "include_docs": true})
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	var out []Doc
-	for _, r := range rows {
-		if r.Doc == nil || seen[r.ID] {
-			continue
-		}
-		seen[r.ID] = true
-		out = append(out, r.Doc)
-	}
-	return out, nil
+	return d.viewDocsParams(ctx, "reports_by_subject", map[string]any{"keys": keys, "include_docs": true})
 }
 
 // DescendantIDs returns the ids of all contacts below ancestorID.
@@ -251,6 +256,86 @@ func (d *DB) ReportsByFreetext(ctx context.Context, term string) ([]FreetextRepo
 		fr.ReportedDate, _ = v["reported_date"].(float64)
 		fr.HasErrors, _ = v["has_errors"].(bool)
 		out = append(out, fr)
+	}
+	return out, nil
+}
+
+// windowPage is the page size of ReportsByDate, as the reference fetches.
+const windowPage = 100
+
+// ReportsByDate returns the reports (data_records with a form) whose numeric
+// reported_date lies in [start, end] (epoch ms, inclusive), newest first,
+// read in pages of 100. With forms, only reports of those forms (one range
+// query per form); without, reports of any form.
+func (d *DB) ReportsByDate(ctx context.Context, forms []string, start, end float64) ([]Doc, error) {
+	if end < start {
+		return nil, nil
+	}
+	var out []Doc
+	if len(forms) == 0 {
+		return d.pagedDescending(ctx, "reports_by_date", end, start)
+	}
+	seen := map[string]bool{}
+	for _, f := range forms {
+		if seen[f] {
+			continue
+		}
+		seen[f] = true
+		docs, err := d.pagedDescending(ctx, "reports_by_form_and_date", []any{f, end}, []any{f, start})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, docs...)
+	}
+	if len(seen) > 1 {
+		sort.SliceStable(out, func(i, j int) bool {
+			a, _ := out[i]["reported_date"].(float64)
+			b, _ := out[j]["reported_date"].(float64)
+			return a > b
+		})
+	}
+	return out, nil
+}
+
+// pagedDescending reads view from startkey down to endkey with include_docs,
+// windowPage rows at a time, until a short page.
+func (d *DB) pagedDescending(ctx context.Context, view string, startkey, endkey any) ([]Doc, error) {
+	params := map[string]any{"descending": true, "startkey": startkey, "endkey": endkey,
+		"include_docs": true, "limit": windowPage}
+	var out []Doc
+	for {
+		rows, err := d.View(ctx, view, params)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			if r.Doc != nil {
+				out = append(out, r.Doc)
+			}
+		}
+		if len(rows) < windowPage {
+			return out, nil
+		}
+		last := rows[len(rows)-1]
+		params["startkey"] = last.Key
+		params["startkey_docid"] = last.ID
+		params["skip"] = 1
+	}
+}
+
+// ReportsByFormAndParent returns the reports of form whose stored submitter's
+// parent is parentID (contact.parent._id), oldest first by reported_date.
+func (d *DB) ReportsByFormAndParent(ctx context.Context, form, parentID string) ([]Doc, error) {
+	rows, err := d.View(ctx, "reports_by_form_and_parent", map[string]any{
+		"startkey": []any{form, parentID}, "endkey": []any{form, parentID, map[string]any{}}, "include_docs": true})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Doc, 0, len(rows))
+	for _, r := range rows {
+		if r.Doc != nil {
+			out = append(out, r.Doc)
+		}
 	}
 	return out, nil
 }

@@ -248,18 +248,28 @@ func (h *Hydrator) HydrateContact(ctx context.Context, c Doc) (Doc, error) {
 		}
 		out["parent"] = hp
 	}
-	if pc := jsv.Map(c["contact"]); pc != nil {
-		if id, _ := pc["_id"].(string); id != "" {
-			d, err := h.get(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			if d != nil {
-				out["contact"] = jsv.CloneMap(d)
-			}
-		}
+	if err := h.fillPrimaryContact(ctx, out, c); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// fillPrimaryContact replaces out's `contact` by the full doc of src's
+// primary contact, when it exists (one level deep: its own lineage stays minified).
+func (h *Hydrator) fillPrimaryContact(ctx context.Context, out, src Doc) error {
+	pc := jsv.Map(src["contact"])
+	id, _ := pc["_id"].(string)
+	if id == "" {
+		return nil
+	}
+	d, err := h.get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if d != nil {
+		out["contact"] = jsv.CloneMap(d)
+	}
+	return nil
 }
 
 // FetchHydrated reads a contact by id and hydrates it (nil when missing).
@@ -349,16 +359,8 @@ func (h *Hydrator) lineage(ctx context.Context, stub any, depth int) (any, error
 		}
 		out["parent"] = hp
 	}
-	if pc := jsv.Map(full["contact"]); pc != nil {
-		if cid, _ := pc["_id"].(string); cid != "" {
-			d, err := h.get(ctx, cid)
-			if err != nil {
-				return nil, err
-			}
-			if d != nil {
-				out["contact"] = jsv.CloneMap(d)
-			}
-		}
+	if err := h.fillPrimaryContact(ctx, out, full); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -305,7 +305,6 @@ func (t *registration) trigger(ctx context.Context, env *Env, c *Change, e *regE
 // replies adds the report_accepted messages whose bool_expr passes on the
 // report as it is now. A throwing bool_expr fails the transition.
 func (t *registration) replies(ctx context.Context, env *Env, doc Doc, e *regEntry) error {
-	fields := jsv.Map(doc["fields"])
 	var extra map[string]any
 	for i, m := range e.messages {
 		et, _ := m["event_type"].(string)
@@ -320,21 +319,31 @@ func (t *registration) replies(ctx context.Context, env *Env, doc Doc, e *regEnt
 			continue
 		}
 		if extra == nil {
-			regs, err := ValidRegistrations(ctx, env, []string{jsv.String(fieldsOr(fields, "patient_id"))})
-			if err != nil {
+			var err error
+			if extra, err = registrationContext(ctx, env, doc); err != nil {
 				return err
 			}
-			placeRegs, err := ValidRegistrations(ctx, env, []string{jsv.String(fieldsOr(fields, "place_id"))})
-			if err != nil {
-				return err
-			}
-			extra = map[string]any{"patient": doc["patient"], "place": doc["place"],
-				"registrations": docsAny(regs), "placeRegistrations": docsAny(placeRegs),
-				"next_msg": nextMsg(env.Now, doc, env.Location)}
+			extra["next_msg"] = nextMsg(env.Now, doc, env.Location)
 		}
 		_, _ = env.Generator().Add(doc, messages.SpecOf(m), extra, messages.AddOptions{})
 	}
 	return nil
+}
+
+// registrationContext is the message context of a registration: its
+// subjects and the valid registrations of fields.patient_id and fields.place_id.
+func registrationContext(ctx context.Context, env *Env, doc Doc) (map[string]any, error) {
+	fields := jsv.Map(doc["fields"])
+	regs, err := ValidRegistrations(ctx, env, []string{jsv.String(fieldsOr(fields, "patient_id"))})
+	if err != nil {
+		return nil, err
+	}
+	placeRegs, err := ValidRegistrations(ctx, env, []string{jsv.String(fieldsOr(fields, "place_id"))})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"patient": doc["patient"], "place": doc["place"],
+		"registrations": docsAny(regs), "placeRegistrations": docsAny(placeRegs)}, nil
 }
 
 func fieldsOr(fields map[string]any, key string) any {
@@ -735,7 +744,6 @@ func addBirthDate(env *Env, doc Doc) {
 }
 
 func (t *registration) assignSchedules(ctx context.Context, env *Env, doc Doc, names []string) error {
-	fields := jsv.Map(doc["fields"])
 	var extra map[string]any
 	for _, name := range names {
 		sch, ok := schedule.Find(env.Settings(), name)
@@ -743,16 +751,11 @@ func (t *registration) assignSchedules(ctx context.Context, env *Env, doc Doc, n
 			continue
 		}
 		if extra == nil {
-			regs, err := ValidRegistrations(ctx, env, []string{jsv.String(fieldsOr(fields, "patient_id"))})
-			if err != nil {
+			var err error
+			if extra, err = registrationContext(ctx, env, doc); err != nil {
 				return err
 			}
-			placeRegs, err := ValidRegistrations(ctx, env, []string{jsv.String(fieldsOr(fields, "place_id"))})
-			if err != nil {
-				return err
-			}
-			extra = map[string]any{"patient": doc["patient"], "place": doc["place"],
-				"registrations": docsAny(regs), "patientRegistrations": docsAny(regs), "placeRegistrations": docsAny(placeRegs)}
+			extra["patientRegistrations"] = extra["registrations"]
 		}
 		subject := jsv.Map(doc["patient"])
 		if subject == nil {
