@@ -81,11 +81,11 @@ func compileValidations(v any, path string) (compiledValidations, []config.Probl
 	var problems []config.Problem
 	for _, e := range errs {
 		p := path + ".validations"
-		if e.Path != "" {
-			p = path + "." + strings.TrimPrefix(e.Path, "validations.")
-			if !strings.HasPrefix(e.Path, "validations") {
-				p = path + ".validations." + e.Path
-			}
+		switch {
+		case strings.HasPrefix(e.Path, "validations"):
+			p = path + "." + e.Path
+		case e.Path != "":
+			p = path + ".validations." + e.Path
 		}
 		if e.Warning {
 			problems = append(problems, config.Warnf(p, "%s", e.Message))
