@@ -221,6 +221,11 @@ func (d *Daemon) reload(ctx context.Context) error {
 		}
 		ev.Str("path", p.Path).Msg(p.Message)
 	}
+	// Lint problems (template syntax, misspelled disabled keys) do not stop
+	// the pipeline: the reference records a bad template on the doc at run time.
+	for _, p := range transitions.Lint(raw) {
+		log.Warn().Str("path", p.Path).Msg(p.Message)
+	}
 	old := d.cfg.Load()
 	if !cfg.Valid() {
 		if old == nil || !old.Valid() {

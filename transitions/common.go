@@ -2,6 +2,7 @@ package transitions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -182,9 +183,22 @@ func compileBoolExpr(v any, path string) (boolExpr, []config.Problem) {
 	}
 	p, err := jsexpr.Compile(path, src)
 	if err != nil {
-		return boolExpr{}, []config.Problem{config.Errorf(path, "%v", err)}
+		return boolExpr{}, []config.Problem{config.Errorf(path, "%s", ExprError(err))}
 	}
 	return boolExpr{prog: p}, nil
+}
+
+// ExprError describes an expression compile error without repeating its
+// path: "JavaScript syntax error at line 1, column 18: Unexpected end of input".
+func ExprError(err error) string {
+	var se *jsexpr.SyntaxError
+	if errors.As(err, &se) {
+		if se.Line > 0 {
+			return fmt.Sprintf("JavaScript syntax error at line %d, column %d: %s", se.Line, se.Column, se.Message)
+		}
+		return "JavaScript syntax error: " + se.Message
+	}
+	return err.Error()
 }
 
 // eval runs the expression with globals; empty is true.

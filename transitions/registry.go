@@ -75,7 +75,11 @@ func Build(s *config.Settings) ([]Transition, []config.Problem) {
 		case noOps[k] != "":
 			problems = append(problems, config.Warnf("transitions."+k, "%s", noOps[k]))
 		default:
-			problems = append(problems, config.Errorf("transitions."+k, "Unknown transition %q", k))
+			msg := fmt.Sprintf("Unknown transition %q", k)
+			if s := closest(k, Names()); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			problems = append(problems, config.Errorf("transitions."+k, "%s", msg))
 		}
 	}
 	var list []Transition

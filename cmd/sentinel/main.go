@@ -24,7 +24,8 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const usage = `sentinel-go: runs CHT Sentinel transitions on a CouchDB database.
 
 Usage:
-  sentinel [flags]
+  sentinel [flags]                      run the daemon
+  sentinel check-config [--json] FILE   validate an app_settings file offline (exit 0 valid, 1 not)
 
 Environment (flags override):
   COUCH_URL     main database URL with credentials, e.g. http://admin:pass@localhost:5984/medic
@@ -39,6 +40,9 @@ Flags:
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "check-config" {
+		return checkConfig(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("sentinel", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	couchURL := fs.String("couch-url", os.Getenv("COUCH_URL"), "main database URL with credentials (env COUCH_URL)")

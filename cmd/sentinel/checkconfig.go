@@ -1,0 +1,72 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"sentinel-go/config"
+	"sentinel-go/transitions"
+)
+
+// checkConfig is `sentinel check-config [--json] FILE`: it validates an
+// app_settings file offline and exits 0 when valid, 1 when not, 2 when the
+// file cannot be read.
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the problems as a JSON list of {path, severity, message}")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: sentinel check-config [--json] FILE\n\nValidates app_settings (the bare settings object, or a settings doc with a `settings` key).")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	data, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, "sentinel check-config:", err)
+		return 2
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		fmt.Fprintf(stderr, "sentinel check-config: %s is not a JSON object: %v\n", fs.Arg(0), err)
+		return 2
+	}
+	if inner, ok := raw["settings"].(map[string]any); ok && (raw["_id"] == "settings" || raw["transitions"] == nil) {
+		raw = inner
+	}
+	problems := transitions.Check(raw, config.Translations{})
+	if *asJSON {
+		if problems == nil {
+			problems = []config.Problem{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(problems)
+	} else {
+		errs, warns := 0, 0
+		for _, p := range problems {
+			fmt.Fprintln(stdout, p.String())
+			if p.Severity == config.Error {
+				errs++
+			} else {
+				warns++
+			}
+		}
+		fmt.Fprintf(stdout, "%d errors, %d warnings\n", errs, warns)
+	}
+	if config.HasErrors(problems) {
+		return 1
+	}
+	return 0
+}
