@@ -83,7 +83,7 @@ func Compile(name, src string) (*Program, error) {
 		return nil, err
 	}
 	p := &Program{name: name, src: src, empty: strings.TrimSpace(src) == ""}
-	prg, _, err := compileSource(name, src)
+	prg, _, err := compileSource(name, leftAssociate(src, "", ""))
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +106,7 @@ func CompileFunction(name, src string) (*Program, error) {
 		return nil, err
 	}
 	// The newline before ")" keeps a trailing // comment from swallowing it.
-	wrapped := "(" + src + "\n)"
+	wrapped := "(" + leftAssociate(src, "(", "\n)") + "\n)"
 	prg, body, err := compileSource(name, wrapped)
 	if err != nil {
 		var se *SyntaxError

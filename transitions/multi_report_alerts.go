@@ -145,7 +145,7 @@ func parseMultiAlert(v any, path string) (*mraAlert, []config.Problem) {
 	src, _ := m["is_report_counted"].(string)
 	if _, isString := m["is_report_counted"].(string); !isString {
 		a.compileErr = fmt.Errorf("is_report_counted must be a string holding a function")
-	} else if p, err := jsexpr.CompileFunction(path+".is_report_counted", leftAssociate(src, "(", "\n)")); err != nil {
+	} else if p, err := jsexpr.CompileFunction(path+".is_report_counted", src); err != nil {
 		a.compileErr = err
 	} else {
 		a.counted = p
@@ -164,7 +164,7 @@ func parseMultiAlert(v any, path string) (*mraAlert, []config.Problem) {
 		rec := mraRecipient{src: s}
 		if mraPhoneLiteral.MatchString(s) {
 			rec.literal = true
-		} else if p, err := jsexpr.Compile(rp, leftAssociate(s, "", "")); err != nil {
+		} else if p, err := jsexpr.Compile(rp, s); err != nil {
 			rec.err = err
 			problems = append(problems, config.Warnf(rp, "%v: no phone number is found with it", err))
 		} else {
