@@ -78,11 +78,23 @@ func (p *Processor) location() *time.Location {
 }
 
 // Process runs the enabled transitions on the doc of change ch and saves the
-// result. doc may be the doc read with the feed (nil to read it now). A
-// returned error means the change was not completed and must not be
-// checkpointed; transition failures are not errors here: they are recorded
-// on the doc as the spec says.
+// result, as a batch of one change. See ProcessIn.
 func (p *Processor) Process(ctx context.Context, cfg *Config, ch couch.Change) (Outcome, error) {
+	b := p.NewBatch(ctx, []couch.Change{ch})
+	out, err := p.ProcessIn(ctx, b, cfg, ch)
+	if err != nil {
+		return out, err
+	}
+	return out, p.Flush(ctx, b)
+}
+
+// ProcessIn runs the enabled transitions on the doc of change ch (the doc
+// read with the feed, or read now when ch.Doc is nil) and saves the result.
+// A returned error means the change was not completed and must not be
+// checkpointed; transition failures are not errors here: they are recorded
+// on the doc as the spec says. Info docs of changes that changed nothing are
+// written by Flush, before the batch is checkpointed.
+func (p *Processor) ProcessIn(ctx context.Context, b *Batch, cfg *Config, ch couch.Change) (Outcome, error) {
 	retries := p.Retries
 	if retries <= 0 {
 		retries = 5
@@ -96,8 +108,9 @@ func (p *Processor) Process(ctx context.Context, cfg *Config, ch couch.Change) (
 				return Outcome{}, fmt.Errorf("read doc %s: %w", ch.ID, err)
 			}
 			doc = d
+			b.forget(ch.ID)
 		}
-		out, err := p.processOnce(ctx, cfg, ch, doc)
+		out, err := p.processOnce(ctx, b, cfg, ch, doc)
 		if err == nil {
 			return out, nil
 		}
@@ -117,10 +130,10 @@ func (p *Processor) Process(ctx context.Context, cfg *Config, ch couch.Change) (
 	return Outcome{}, fmt.Errorf("save %s: gave up after %d conflicts: %w", ch.ID, retries, lastErr)
 }
 
-func (p *Processor) processOnce(ctx context.Context, cfg *Config, ch couch.Change, raw Doc) (Outcome, error) {
+func (p *Processor) processOnce(ctx context.Context, b *Batch, cfg *Config, ch couch.Change, raw Doc) (Outcome, error) {
 	doc := jsv.CloneMap(raw)
 	rev, _ := doc["_rev"].(string)
-	info, err := p.infoDoc(ctx, ch.ID)
+	info, err := p.info(ctx, b, ch.ID)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -134,14 +147,14 @@ func (p *Processor) processOnce(ctx context.Context, cfg *Config, ch couch.Chang
 		}
 	}
 	_, hadTransitions := info["transitions"]
-	h := lineage.New(p.Main)
+	h := b.hydrator
 	if err := h.Hydrate(ctx, doc); err != nil {
 		return Outcome{}, fmt.Errorf("hydrate %s: %w", ch.ID, err)
 	}
 	if p.Dups == nil {
 		p.Dups = messages.NewDuplicates()
 	}
-	env := &Env{Config: cfg, Store: p.Main, Sentinel: p.Sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups}
+	env := &Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups}
 	c := &Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
 	records := jsv.CloneMap(jsv.Map(info["transitions"]))
 	if records == nil {
@@ -177,18 +190,17 @@ func (p *Processor) processOnce(ctx context.Context, cfg *Config, ch couch.Chang
 	}
 	if !out.Changed {
 		if !hadTransitions {
-			if err := p.saveInfo(ctx, ch.ID, map[string]any{}); err != nil {
-				return Outcome{}, err
-			}
+			// "Processed, nothing applied": written with the batch, before its checkpoint.
+			b.queueInfo(withTransitions(info, map[string]any{}))
 		}
 		return out, nil
 	}
 	saved := lineage.Minify(doc)
 	saved["_rev"] = rev
-	if err := p.Main.Put(ctx, saved); err != nil {
+	if err := b.store.Put(ctx, saved); err != nil {
 		return Outcome{}, err
 	}
-	if err := p.saveInfo(ctx, ch.ID, records); err != nil {
+	if err := p.saveInfo(ctx, b, ch.ID, info, records); err != nil {
 		return Outcome{}, err
 	}
 	return out, nil
@@ -248,45 +260,61 @@ func isoNow(t time.Time) string { return ISO(t) }
 // ISO formats t as the daemon writes dates: UTC with milliseconds.
 func ISO(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
-// infoDoc reads the info doc, creating it when missing.
-func (p *Processor) infoDoc(ctx context.Context, id string) (Doc, error) {
-	for attempt := 0; attempt < 3; attempt++ {
-		info, err := p.Sentinel.Get(ctx, InfoID(id))
-		if err == nil {
-			return info, nil
-		}
-		if !IsNotFound(err) {
-			return nil, fmt.Errorf("read info doc: %w", err)
-		}
-		info = Doc{"_id": InfoID(id), "type": "info", "doc_id": id,
-			"initial_replication_date": "unknown", "latest_replication_date": "unknown"}
-		err = p.Sentinel.Put(ctx, info)
-		if err == nil {
-			return info, nil
-		}
-		if !IsConflict(err) {
-			return nil, fmt.Errorf("create info doc: %w", err)
-		}
-	}
-	return nil, fmt.Errorf("create info doc %s: %w", InfoID(id), couch.ErrConflict)
+// newInfo is the info doc of a doc seen for the first time.
+func newInfo(id string) Doc {
+	return Doc{"_id": InfoID(id), "type": "info", "doc_id": id,
+		"initial_replication_date": "unknown", "latest_replication_date": "unknown"}
 }
 
-// saveInfo sets the info doc's transitions (read-modify-write, retried on
-// 409, keeping every other field) and drops CHT API's marker.
-func (p *Processor) saveInfo(ctx context.Context, id string, records map[string]any) error {
-	for attempt := 0; attempt < 10; attempt++ {
-		info, err := p.infoDoc(ctx, id)
-		if err != nil {
-			return err
+// info returns the doc's info doc: preloaded with the batch, else read, else
+// a new one (saved with the doc's transitions at the end of processing).
+func (p *Processor) info(ctx context.Context, b *Batch, id string) (Doc, error) {
+	if info, ok := b.infos[id]; ok {
+		if info == nil {
+			return newInfo(id), nil
 		}
-		info["transitions"] = records
-		delete(info, "transitions_started")
-		err = p.Sentinel.Put(ctx, info)
+		return jsv.CloneMap(info), nil
+	}
+	info, err := p.Sentinel.Get(ctx, InfoID(id))
+	if err != nil {
+		if IsNotFound(err) {
+			return newInfo(id), nil
+		}
+		return nil, fmt.Errorf("read info doc: %w", err)
+	}
+	return info, nil
+}
+
+// withTransitions is info with its transitions set and CHT API's marker dropped.
+func withTransitions(info Doc, records map[string]any) Doc {
+	out := jsv.CloneMap(info)
+	out["transitions"] = records
+	delete(out, "transitions_started")
+	return out
+}
+
+// saveInfo writes the info doc's transitions starting from the version read
+// (info); on a 409 (another writer, e.g. muting_history) it re-reads and
+// re-applies, keeping every other field.
+func (p *Processor) saveInfo(ctx context.Context, b *Batch, id string, info Doc, records map[string]any) error {
+	for attempt := 0; attempt < 10; attempt++ {
+		next := withTransitions(info, records)
+		err := p.Sentinel.Put(ctx, next)
 		if err == nil {
+			b.infos[id] = next
 			return nil
 		}
 		if !IsConflict(err) {
 			return fmt.Errorf("save info doc: %w", err)
+		}
+		cur, gerr := p.Sentinel.Get(ctx, InfoID(id))
+		switch {
+		case gerr == nil:
+			info = cur
+		case IsNotFound(gerr):
+			info = newInfo(id)
+		default:
+			return fmt.Errorf("save info doc: %w", gerr)
 		}
 	}
 	return fmt.Errorf("save info doc %s: %w", InfoID(id), couch.ErrConflict)
@@ -305,7 +333,7 @@ func (p *Processor) waitForAPI(ctx context.Context, id string, info Doc) (Doc, e
 			delete(info, "transitions_started")
 			if err := p.Sentinel.Put(ctx, info); err != nil {
 				if IsConflict(err) {
-					if info, err = p.infoDoc(ctx, id); err != nil {
+					if info, err = p.readInfo(ctx, id); err != nil {
 						return nil, err
 					}
 					continue
@@ -323,10 +351,19 @@ func (p *Processor) waitForAPI(ctx context.Context, id string, info Doc) (Doc, e
 		case <-time.After(100 * time.Millisecond):
 		}
 		var err error
-		if info, err = p.infoDoc(ctx, id); err != nil {
+		if info, err = p.readInfo(ctx, id); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// readInfo reads an info doc from the server (a new one when missing).
+func (p *Processor) readInfo(ctx context.Context, id string) (Doc, error) {
+	info, err := p.Sentinel.Get(ctx, InfoID(id))
+	if IsNotFound(err) {
+		return newInfo(id), nil
+	}
+	return info, err
 }
 
 func parseTime(v any) (time.Time, bool) {
