@@ -36,7 +36,7 @@ type Options struct {
 	JobInterval time.Duration
 	// ExprTimeout bounds each expression evaluation (default 100 ms).
 	ExprTimeout time.Duration
-	// BatchSize is the number of changes read per longpoll (default 100).
+	// BatchSize is the number of changes read per longpoll (default 500).
 	BatchSize int
 	// PollTimeout is the longpoll timeout (default 30 s).
 	PollTimeout time.Duration
@@ -55,7 +55,11 @@ type Daemon struct {
 	// cfgChanged wakes the feed loop when a new config is swapped in.
 	cfgChanged chan struct{}
 	jobsNow    chan struct{}
-	processed  atomic.Int64
+	// feedStarted is closed once the feed has handled its first batch, or
+	// found it has nothing to follow (no valid config).
+	feedStarted     chan struct{}
+	feedStartedOnce sync.Once
+	processed       atomic.Int64
 	// dups is shared by the pipeline and the jobs: the duplicate limit is per process.
 	dups     *messages.Duplicates
 	ready    atomic.Bool
@@ -78,7 +82,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.ExprTimeout = jsexpr.DefaultTimeout
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 100
+		opts.BatchSize = 500
 	}
 	if opts.PollTimeout <= 0 {
 		opts.PollTimeout = 30 * time.Second
@@ -91,7 +95,8 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	return &Daemon{opts: opts, log: opts.Log, client: client,
-		cfgChanged: make(chan struct{}, 1), jobsNow: make(chan struct{}, 1), dups: messages.NewDuplicates()}, nil
+		cfgChanged: make(chan struct{}, 1), jobsNow: make(chan struct{}, 1), dups: messages.NewDuplicates(),
+		feedStarted: make(chan struct{})}, nil
 }
 
 // Client is the CouchDB connection (for jobs).
@@ -246,6 +251,8 @@ func (d *Daemon) reload(ctx context.Context) error {
 	d.notify()
 	return nil
 }
+
+func (d *Daemon) markFeedStarted() { d.feedStartedOnce.Do(func() { close(d.feedStarted) }) }
 
 func (d *Daemon) notify() {
 	select {

@@ -33,6 +33,7 @@ func (d *Daemon) follow(ctx context.Context) {
 	for ctx.Err() == nil {
 		cfg := d.cfg.Load()
 		if cfg == nil || !cfg.Valid() {
+			d.markFeedStarted()
 			select {
 			case <-ctx.Done():
 				return
@@ -76,25 +77,56 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *trans
 			continue
 		}
 		wait = time.Second
-		for i, ch := range b.Changes {
-			if ctx.Err() != nil {
+		pb, done, stopped := d.processBatch(ctx, log, proc, b, prog)
+		d.markFeedStarted()
+		if done != "" {
+			// The info docs of the batch are written before its checkpoint.
+			if err := d.flushAndCheckpoint(ctx, proc, pb, cp, done); err != nil {
 				return
 			}
-			if !d.handle(ctx, log, proc, ch) {
-				return // stopping before this change completed: not checkpointed
-			}
-			if err := d.writeCheckpoint(ctx, cp, ch.Seq); err != nil {
-				return
-			}
-			since = ch.Seq
-			d.processed.Add(1)
-			prog.tick(b.Pending + int64(len(b.Changes)-i-1))
+			since = done
+		}
+		if stopped {
+			return
 		}
 		if len(b.Changes) == 0 && b.LastSeq != "" && b.LastSeq != since {
 			since = b.LastSeq
 		}
 		prog.idle(len(b.Changes) == 0)
 	}
+}
+
+// processBatch runs the changes of one feed batch in order. It returns the
+// pipeline batch, the seq of the last completed change ("" when none) and
+// whether the daemon is stopping.
+func (d *Daemon) processBatch(ctx context.Context, log zerolog.Logger, proc *transitions.Processor, b couch.Batch, prog *progress) (*transitions.Batch, string, bool) {
+	pb := proc.NewBatch(ctx, b.Changes)
+	done := ""
+	for i, ch := range b.Changes {
+		if ctx.Err() != nil {
+			return pb, done, true
+		}
+		if !d.handle(ctx, log, proc, pb, ch) {
+			return pb, done, true // stopping before this change completed: not checkpointed
+		}
+		done = ch.Seq
+		d.processed.Add(1)
+		prog.tick(b.Pending + int64(len(b.Changes)-i-1))
+	}
+	return pb, done, false
+}
+
+// flushAndCheckpoint writes the batch's pending info docs, then the checkpoint.
+func (d *Daemon) flushAndCheckpoint(ctx context.Context, proc *transitions.Processor, pb *transitions.Batch, cp *couch.Checkpoint, seq string) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+	err := proc.Flush(pctx, pb)
+	cancel()
+	if err != nil {
+		if rerr := d.retry(ctx, "write info docs", func(ctx context.Context) error { return proc.Flush(ctx, pb) }); rerr != nil {
+			return rerr
+		}
+	}
+	return d.writeCheckpoint(ctx, cp, seq)
 }
 
 // writeCheckpoint stores seq, retrying on server errors; it only gives up
@@ -112,7 +144,7 @@ func (d *Daemon) writeCheckpoint(ctx context.Context, cp *couch.Checkpoint, seq 
 
 // handle processes one change. It returns false only when the daemon is
 // stopping before the change was completed.
-func (d *Daemon) handle(ctx context.Context, log zerolog.Logger, proc *transitions.Processor, ch couch.Change) bool {
+func (d *Daemon) handle(ctx context.Context, log zerolog.Logger, proc *transitions.Processor, b *transitions.Batch, ch couch.Change) bool {
 	if transitions.Ignored(ch.ID) {
 		return true
 	}
@@ -125,7 +157,7 @@ func (d *Daemon) handle(ctx context.Context, log zerolog.Logger, proc *transitio
 		cfg := d.cfg.Load()
 		// The change in hand finishes even when a stop arrives meanwhile.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGraceOr(ctx))
-		out, err := proc.Process(pctx, cfg, ch)
+		out, err := proc.ProcessIn(pctx, b, cfg, ch)
 		cancel()
 		if err == nil {
 			ev := log.Debug()

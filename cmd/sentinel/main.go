@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -77,6 +78,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)
 		return 2
+	}
+	if path := os.Getenv("SENTINEL_CPUPROFILE"); path != "" {
+		// A CPU profile of the whole run, for throughput work (make bench).
+		if f, err := os.Create(path); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
