@@ -184,3 +184,12 @@ func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.What, e.Msg) }
 
 // Temporary reports whether retrying later may succeed (network, 5xx).
 func (e *Error) Temporary() bool { return e.Status == 0 || e.Status >= 500 }
+
+// AllDBs lists the server's databases (needs server-admin rights).
+func (c *Client) AllDBs(ctx context.Context) ([]string, error) {
+	dbs, err := c.kc.AllDBs(ctx)
+	if err != nil {
+		return nil, c.wrap("list databases", err)
+	}
+	return dbs, nil
+}

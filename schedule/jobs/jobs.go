@@ -66,5 +66,5 @@ type Job interface {
 
 // Default is the job registry, in run order.
 func Default() []Job {
-	return []Job{DueTasks{}, Reminders{}}
+	return []Job{DueTasks{}, Reminders{}, BackgroundCleanup{}}
 }
