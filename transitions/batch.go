@@ -133,6 +133,16 @@ func (s *batchStore) Put(ctx context.Context, doc Doc) error {
 	return err
 }
 
+func (s *batchStore) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error) {
+	res, err := s.Store.BulkDocs(ctx, docs)
+	for _, d := range docs {
+		if id, _ := d["_id"].(string); id != "" {
+			s.b.hydrator.Forget(id)
+		}
+	}
+	return res, err
+}
+
 func (s *batchStore) Create(ctx context.Context, doc Doc) (string, error) {
 	id, err := s.Store.Create(ctx, doc)
 	if id != "" {

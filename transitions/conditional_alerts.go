@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"sentinel-go/config"
-	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
 	"sentinel-go/messages"
@@ -220,20 +219,10 @@ func formHistory(ctx context.Context, env *Env, doc Doc) ([]Doc, error) {
 // conditional_alerts and update_scheduled_reports. It is an optional
 // capability of env.Store rather than a Store method so that the in-memory
 // stores of other tests need not implement it.
-type reportsByFormAndParentStore interface {
-	ReportsByFormAndParent(ctx context.Context, form, parentID string) ([]Doc, error)
-}
-
-var _ reportsByFormAndParentStore = (*couch.DB)(nil)
-
 // reportsByFormAndParent returns the reports of form whose stored
 // contact.parent._id is parentID, oldest first.
 func reportsByFormAndParent(ctx context.Context, env *Env, form, parentID string) ([]Doc, error) {
-	s, ok := env.Store.(reportsByFormAndParentStore)
-	if !ok {
-		return nil, fmt.Errorf("the database (%T) cannot list reports by form and place", env.Store)
-	}
-	return s.ReportsByFormAndParent(ctx, form, parentID)
+	return env.Store.ReportsByFormAndParent(ctx, form, parentID)
 }
 
 // reportedMs is a report's reported_date (epoch ms) for sorting; a report

@@ -159,3 +159,40 @@ func (m *memStore) DescendantIDs(_ context.Context, ancestor string) ([]string, 
 	}
 	return out, nil
 }
+
+func (m *memStore) ReportsByDate(_ context.Context, forms []string, start, end float64) ([]Doc, error) {
+	want := map[string]bool{}
+	for _, f := range forms {
+		want[f] = true
+	}
+	return m.filter(func(d Doc) bool {
+		rd, ok := d["reported_date"].(float64)
+		f, _ := d["form"].(string)
+		return d["type"] == "data_record" && f != "" && ok && rd >= start && rd <= end && (len(forms) == 0 || want[f])
+	}), nil
+}
+
+func (m *memStore) ReportsByFormAndParent(_ context.Context, form, parentID string) ([]Doc, error) {
+	return m.filter(func(d Doc) bool {
+		p, _ := jsv.Get(d, "contact.parent._id")
+		return d["type"] == "data_record" && d["form"] == form && p == parentID
+	}), nil
+}
+
+func (m *memStore) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error) {
+	return bulkViaPut(ctx, m, docs), nil
+}
+
+// bulkViaPut writes docs one by one, for test stores.
+func bulkViaPut(ctx context.Context, s interface {
+	Put(context.Context, Doc) error
+}, docs []couch.Doc) []couch.BulkResult {
+	out := make([]couch.BulkResult, len(docs))
+	for i, d := range docs {
+		id, _ := d["_id"].(string)
+		err := s.Put(ctx, d)
+		rev, _ := d["_rev"].(string)
+		out[i] = couch.BulkResult{ID: id, Rev: rev, Err: err}
+	}
+	return out
+}

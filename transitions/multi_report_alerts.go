@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"sentinel-go/config"
-	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
 	"sentinel-go/messages"
@@ -441,20 +440,10 @@ func (a *mraAlert) countedReports(ctx context.Context, env *Env, latest Doc) ([]
 // reportsByDateStore is the alert-window lookup of *couch.DB. It is an
 // optional capability of env.Store rather than a Store method so that the
 // in-memory stores of other tests need not implement it.
-type reportsByDateStore interface {
-	ReportsByDate(ctx context.Context, forms []string, start, end float64) ([]Doc, error)
-}
-
-var _ reportsByDateStore = (*couch.DB)(nil)
-
 // reportsByDate returns the reports of forms (any form when empty) with a
 // reported_date in [start, end], newest first.
 func reportsByDate(ctx context.Context, env *Env, forms []string, start, end float64) ([]Doc, error) {
-	s, ok := env.Store.(reportsByDateStore)
-	if !ok {
-		return nil, fmt.Errorf("the database (%T) cannot list reports by date", env.Store)
-	}
-	return s.ReportsByDate(ctx, forms, start, end)
+	return env.Store.ReportsByDate(ctx, forms, start, end)
 }
 
 // hydrateSubmitter hydrates a stored report's contact and lineage, without

@@ -574,3 +574,7 @@ func TestAlertViewsAgainstServer(t *testing.T) {
 		t.Errorf("history = %d reports, first %v", len(hist), hist[0]["_id"])
 	}
 }
+
+func (s *alertsMemStore) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error) {
+	return bulkViaPut(ctx, s, docs), nil
+}

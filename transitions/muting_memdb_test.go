@@ -334,3 +334,15 @@ func mutingTaskTexts(d Doc) []string {
 	}
 	return out
 }
+
+func (m *mutingMemDB) ReportsByDate(context.Context, []string, float64, float64) ([]Doc, error) {
+	return nil, nil
+}
+
+func (m *mutingMemDB) ReportsByFormAndParent(context.Context, string, string) ([]Doc, error) {
+	return nil, nil
+}
+
+func (m *mutingMemDB) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error) {
+	return bulkViaPut(ctx, m, docs), nil
+}

@@ -71,6 +71,12 @@ type Store interface {
 	ReportsBySubject(ctx context.Context, ids []string) ([]Doc, error)
 	ReportsByFreetext(ctx context.Context, term string) ([]couch.FreetextReport, error)
 	DescendantIDs(ctx context.Context, ancestorID string) ([]string, error)
+	// ReportsByDate returns reports of forms (any when empty) with a reported_date in [start, end], newest first.
+	ReportsByDate(ctx context.Context, forms []string, start, end float64) ([]Doc, error)
+	// ReportsByFormAndParent returns reports of form whose stored contact.parent._id is parentID, oldest first.
+	ReportsByFormAndParent(ctx context.Context, form, parentID string) ([]Doc, error)
+	// BulkDocs writes many docs in one request; 409s are reported per doc.
+	BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error)
 }
 
 var _ Store = (*couch.DB)(nil)

@@ -5,7 +5,6 @@ import (
 	"reflect"
 
 	"sentinel-go/config"
-	"sentinel-go/couch"
 	"sentinel-go/jsv"
 )
 
@@ -92,12 +91,6 @@ func isLeafPlace(s *config.Settings, c Doc) bool {
 	return false
 }
 
-// bulkWriter is the bulk write of *couch.DB; stores without it get one Put
-// per doc.
-type bulkWriter interface {
-	BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error)
-}
-
 func (t updateScheduledReports) Run(ctx context.Context, env *Env, c *Change) (bool, error) {
 	doc := c.Doc
 	facility := jsv.Map(jsv.Map(doc["contact"])["parent"])
@@ -170,21 +163,13 @@ func samePeriod(stored []Doc, year any, kind string, period any) []Doc {
 // deleteReports saves the tombstones in one bulk write. Per-doc failures
 // (e.g. a report changed meanwhile) are logged; the call failing is an error.
 func deleteReports(ctx context.Context, env *Env, docs []Doc) error {
-	if bw, ok := env.Store.(bulkWriter); ok {
-		res, err := bw.BulkDocs(ctx, docs)
-		if err != nil {
-			return err
-		}
-		for _, r := range res {
-			if r.Err != nil {
-				env.Log.Warn().Str("doc_id", r.ID).Err(r.Err).Msg("update_scheduled_reports: duplicate report not deleted")
-			}
-		}
-		return nil
+	res, err := env.Store.BulkDocs(ctx, docs)
+	if err != nil {
+		return err
 	}
-	for _, d := range docs {
-		if err := env.Store.Put(ctx, d); err != nil {
-			return err
+	for _, r := range res {
+		if r.Err != nil {
+			env.Log.Warn().Str("doc_id", r.ID).Err(r.Err).Msg("update_scheduled_reports: duplicate report not deleted")
 		}
 	}
 	return nil
