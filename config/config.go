@@ -63,6 +63,9 @@ type Settings struct {
 	// Raw is the settings object as stored; transitions read their own keys.
 	Raw          map[string]any
 	ContactTypes ContactTypes
+	// OutboundOrder is the key order of settings.outbound as written (Go maps
+	// lose it; pushes run in it). nil when unknown: names are then sorted.
+	OutboundOrder []string
 }
 
 // NewSettings wraps a raw app_settings object.

@@ -32,6 +32,16 @@ func (d *DB) Get(ctx context.Context, id string) (Doc, error) {
 	return doc, nil
 }
 
+// GetRaw reads a document as its JSON bytes (to keep key order, which a
+// decoded map loses); ErrNotFound when missing.
+func (d *DB) GetRaw(ctx context.Context, id string) ([]byte, error) {
+	var raw json.RawMessage
+	if err := d.k.Get(ctx, id).ScanDoc(&raw); err != nil {
+		return nil, d.wrap("get "+id, err)
+	}
+	return raw, nil
+}
+
 // Put writes doc (which must have an `_id`, and the `_rev` it was read at when
 // it exists) and stores the new revision in doc["_rev"].
 func (d *DB) Put(ctx context.Context, doc Doc) error {

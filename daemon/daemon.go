@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
 	"sentinel-go/messages"
+	"sentinel-go/outbound"
 	"sentinel-go/schedule/jobs"
 	"sentinel-go/transitions"
 )
@@ -61,7 +63,10 @@ type Daemon struct {
 	feedStartedOnce sync.Once
 	processed       atomic.Int64
 	// dups is shared by the pipeline and the jobs: the duplicate limit is per process.
-	dups     *messages.Duplicates
+	dups *messages.Duplicates
+	// secrets holds outbound credentials: environment, then CHT's vault.
+	secrets  outbound.SecretStore
+	started  time.Time
 	ready    atomic.Bool
 	stopOnce sync.Once
 }
@@ -96,7 +101,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	return &Daemon{opts: opts, log: opts.Log, client: client,
 		cfgChanged: make(chan struct{}, 1), jobsNow: make(chan struct{}, 1), dups: messages.NewDuplicates(),
-		feedStarted: make(chan struct{})}, nil
+		feedStarted: make(chan struct{}), secrets: outbound.NewSecrets(loc.Server, loc.MainDB), started: time.Now()}, nil
 }
 
 // Client is the CouchDB connection (for jobs).
@@ -209,7 +214,7 @@ func (d *Daemon) loadConfig(ctx context.Context) error {
 // reload builds a config from the db, validates it, then swaps it in. A bad
 // config keeps the previous one (if any) and logs every problem.
 func (d *Daemon) reload(ctx context.Context) error {
-	raw, err := d.readSettings(ctx)
+	settings, err := d.readSettings(ctx)
 	if err != nil {
 		return err
 	}
@@ -217,7 +222,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := transitions.Load(raw, tr)
+	cfg := transitions.LoadSettings(settings, tr)
 	log := d.log.With().Str("component", "config").Logger()
 	for _, p := range cfg.Problems {
 		ev := log.Warn()
@@ -228,7 +233,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 	}
 	// Lint problems (template syntax, misspelled disabled keys) do not stop
 	// the pipeline: the reference records a bad template on the doc at run time.
-	for _, p := range transitions.Lint(raw) {
+	for _, p := range transitions.Lint(settings.Raw) {
 		log.Warn().Str("path", p.Path).Msg(p.Message)
 	}
 	old := d.cfg.Load()
@@ -261,19 +266,29 @@ func (d *Daemon) notify() {
 	}
 }
 
-func (d *Daemon) readSettings(ctx context.Context) (map[string]any, error) {
-	doc, err := d.client.Main.Get(ctx, "settings")
+func (d *Daemon) readSettings(ctx context.Context) (*config.Settings, error) {
+	body, err := d.client.Main.GetRaw(ctx, "settings")
 	if err != nil {
 		if errors.Is(err, couch.ErrNotFound) {
 			return nil, fmt.Errorf("the settings doc is missing from db %s", d.client.Location().MainDB)
 		}
 		return nil, fmt.Errorf("read settings: %w", err)
 	}
-	raw, ok := doc["settings"].(map[string]any)
-	if !ok {
+	var doc struct {
+		Settings map[string]any `json:"settings"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil || doc.Settings == nil {
 		return nil, fmt.Errorf("the settings doc has no settings object")
 	}
-	return raw, nil
+	s := config.NewSettings(doc.Settings)
+	// Key order matters where config authors rely on it (outbound pushes run
+	// in the order written): take it from the raw JSON.
+	if raw, err := outbound.SettingsMember(body); err == nil {
+		if order, err := outbound.KeyOrder(raw); err == nil {
+			s.OutboundOrder = order
+		}
+	}
+	return s, nil
 }
 
 func (d *Daemon) readTranslations(ctx context.Context) (config.Translations, error) {

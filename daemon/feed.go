@@ -27,7 +27,7 @@ func (d *Daemon) follow(ctx context.Context) {
 	log := d.log.With().Str("component", "feed").Logger()
 	proc := &transitions.Processor{
 		Main: d.client.Main, Sentinel: d.client.Sentinel, Log: d.log.With().Str("component", "transitions").Logger(),
-		Location: d.opts.Location, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}), Dups: d.dups,
+		Location: d.opts.Location, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}), Dups: d.dups, Secrets: d.secrets,
 	}
 	cp := couch.NewCheckpoint(d.client.Sentinel)
 	for ctx.Err() == nil {

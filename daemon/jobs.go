@@ -29,8 +29,8 @@ func (d *Daemon) runJobs(ctx context.Context) {
 	}
 	tick := time.NewTicker(d.opts.JobInterval)
 	defer tick.Stop()
-	for {
-		d.runAllJobs(ctx)
+	for run := 1; ; run++ {
+		d.runAllJobs(ctx, run)
 		select {
 		case <-ctx.Done():
 			return
@@ -40,7 +40,7 @@ func (d *Daemon) runJobs(ctx context.Context) {
 	}
 }
 
-func (d *Daemon) runAllJobs(ctx context.Context) {
+func (d *Daemon) runAllJobs(ctx context.Context, run int) {
 	log := d.log.With().Str("component", "jobs").Logger()
 	if cfg := d.cfg.Load(); cfg != nil && !cfg.Valid() {
 		log.Error().Msg("Transitions are disabled. " + cfg.ErrorSummary())
@@ -50,7 +50,8 @@ func (d *Daemon) runAllJobs(ctx context.Context) {
 		return
 	}
 	env := &jobs.Env{Main: d.client.Main, Sentinel: d.client.Sentinel, Client: d.client, Config: cfg,
-		Location: d.opts.Location, Log: log, Dups: d.dups, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout})}
+		Location: d.opts.Location, Log: log, Dups: d.dups, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}),
+		Secrets: d.secrets, Started: d.started, Run: run}
 	for _, j := range d.opts.Jobs {
 		if ctx.Err() != nil {
 			return

@@ -1,8 +1,86 @@
 package transitions
 
-import "sentinel-go/config"
+import (
+	"context"
+	"errors"
+	"fmt"
 
-// newMarkForOutbound is a placeholder until the transition lands.
+	"sentinel-go/config"
+	"sentinel-go/outbound"
+)
+
+// markForOutbound pushes docs to external HTTP APIs as configured in
+// `outbound` (transitions/mark_for_outbound.md): it sends at once when it
+// can and queues the rest in `task:outbound:<id>` for the outbound job. The
+// doc itself is never changed.
+type markForOutbound struct {
+	cfg *outbound.Config
+}
+
 func newMarkForOutbound(s *config.Settings, path string) (Transition, []config.Problem) {
-	return nil, []config.Problem{config.Errorf(path, "transition %q is not supported by this version of sentinel-go", "mark_for_outbound")}
+	cfg, problems := outbound.Parse(s.Raw["outbound"], s.OutboundOrder)
+	if cfg.Empty() && !config.HasErrors(problems) {
+		problems = append(problems, config.Warnf("outbound", "mark_for_outbound is enabled but no outbound pushes are configured: it does nothing"))
+	}
+	return &markForOutbound{cfg: cfg}, problems
+}
+
+func (*markForOutbound) Name() string { return "mark_for_outbound" }
+
+// Filter: at least one push is configured. No "has run" check: every
+// revision is considered, duplicates are prevented by the payload hash.
+func (t *markForOutbound) Filter(_ *Env, c *Change) bool {
+	return !t.cfg.Empty() && c.Doc != nil
+}
+
+func (t *markForOutbound) Run(ctx context.Context, env *Env, c *Change) (bool, error) {
+	if env.Sentinel == nil {
+		return false, errors.New("no sentinel database")
+	}
+	// relevant_to of every push first: one throw fails the whole transition
+	// and nothing is sent.
+	var relevant []*outbound.Push
+	for _, name := range t.cfg.Names() {
+		p := t.cfg.Get(name)
+		ok, err := p.Relevant(ctx, env.JS, c.Doc)
+		if err != nil {
+			return false, fmt.Errorf("relevant_to of outbound push %q: %v", name, err)
+		}
+		if ok {
+			relevant = append(relevant, p)
+		}
+	}
+	if len(relevant) == 0 {
+		return false, nil
+	}
+	pusher := &outbound.Pusher{Sentinel: env.Sentinel, JS: env.JS, Log: env.Log, Now: env.Now, Secrets: env.Secrets}
+	var queue []string
+	for _, p := range relevant {
+		due, err := p.Due(env.Now, env.Location)
+		if err != nil {
+			env.Log.Error().Str("doc_id", c.ID).Str("push", p.Name).Err(err).
+				Msgf("Invalid cron for outbound push %s: %s queued", p.Name, c.ID)
+			queue = append(queue, p.Name)
+			continue
+		}
+		if !due {
+			env.Log.Debug().Str("doc_id", c.ID).Str("push", p.Name).Str("cron", p.Cron).
+				Msg("Outbound push not due (cron): queued")
+			queue = append(queue, p.Name)
+			continue
+		}
+		res, _ := pusher.Send(ctx, p, c.ID, c.Doc)
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if !res.Done() {
+			queue = append(queue, p.Name)
+		}
+	}
+	if len(queue) > 0 {
+		if err := outbound.EnsureTask(ctx, env.Sentinel, env.Log, c.ID, queue, env.Now); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }

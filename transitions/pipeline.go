@@ -16,6 +16,7 @@ import (
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
+	"sentinel-go/outbound"
 )
 
 // InfoStore is the sentinel db as the pipeline uses it. *couch.DB implements it.
@@ -38,6 +39,8 @@ type Processor struct {
 	Retries int
 	// Dups counts identical outgoing messages; nil makes one on first use.
 	Dups *messages.Duplicates
+	// Secrets holds the credentials of outbound pushes.
+	Secrets outbound.SecretStore
 }
 
 // Outcome says what processing a change did.
@@ -154,7 +157,7 @@ func (p *Processor) processOnce(ctx context.Context, b *Batch, cfg *Config, ch c
 	if p.Dups == nil {
 		p.Dups = messages.NewDuplicates()
 	}
-	env := &Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups}
+	env := &Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups, Secrets: p.Secrets}
 	c := &Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
 	records := jsv.CloneMap(jsv.Map(info["transitions"]))
 	if records == nil {

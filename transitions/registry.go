@@ -115,7 +115,12 @@ type Config struct {
 
 // Load builds a Config; Valid reports whether transitions may run.
 func Load(raw map[string]any, translations config.Translations) *Config {
-	s := config.NewSettings(raw)
+	return LoadSettings(config.NewSettings(raw), translations)
+}
+
+// LoadSettings builds a Config from parsed settings (the daemon's path: it
+// also knows the key order of the raw JSON).
+func LoadSettings(s *config.Settings, translations config.Translations) *Config {
 	list, problems := Build(s)
 	return &Config{Settings: s, Translations: translations, Transitions: list, Problems: problems}
 }

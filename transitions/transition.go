@@ -16,6 +16,7 @@ import (
 	"sentinel-go/jsexpr"
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
+	"sentinel-go/outbound"
 )
 
 // Doc is a JSON document.
@@ -96,6 +97,8 @@ type Env struct {
 	Location *time.Location
 	// Dups counts identical outgoing messages across the process.
 	Dups *messages.Duplicates
+	// Secrets holds the credentials of outbound pushes (nil: environment only).
+	Secrets outbound.SecretStore
 }
 
 // Settings is a shortcut for the loaded settings.

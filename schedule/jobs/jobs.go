@@ -13,6 +13,7 @@ import (
 	"sentinel-go/jsexpr"
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
+	"sentinel-go/outbound"
 	"sentinel-go/transitions"
 )
 
@@ -30,6 +31,11 @@ type Env struct {
 	Clock func() time.Time
 	Dups  *messages.Duplicates
 	JS    *jsexpr.Sandbox
+	// Secrets holds the credentials of outbound pushes.
+	Secrets outbound.SecretStore
+	// Started is when the daemon started; Run counts the job runs since (1: the first).
+	Started time.Time
+	Run     int
 }
 
 // Now is the job's "now": synthetic_date when configured, else the clock.
@@ -54,8 +60,8 @@ func (e *Env) Generator(now time.Time) *messages.Generator {
 // TransitionEnv is a transitions.Env for helpers shared with the pipeline
 // (valid registrations, hydration).
 func (e *Env) TransitionEnv(now time.Time) *transitions.Env {
-	return &transitions.Env{Config: e.Config, Store: e.Main, JS: e.JS, Hydrator: lineage.New(e.Main),
-		Log: e.Log, Now: now, Location: e.Location, Dups: e.Dups}
+	return &transitions.Env{Config: e.Config, Store: e.Main, Sentinel: e.Sentinel, JS: e.JS, Hydrator: lineage.New(e.Main),
+		Log: e.Log, Now: now, Location: e.Location, Dups: e.Dups, Secrets: e.Secrets}
 }
 
 // Job is one scheduled job.
@@ -66,5 +72,5 @@ type Job interface {
 
 // Default is the job registry, in run order.
 func Default() []Job {
-	return []Job{DueTasks{}, Reminders{}, BackgroundCleanup{}}
+	return []Job{DueTasks{}, Reminders{}, Outbound{}, BackgroundCleanup{}}
 }
