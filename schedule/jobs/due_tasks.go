@@ -53,6 +53,8 @@ func (j DueTasks) Run(ctx context.Context, env *Env) error {
 	params := map[string]any{"startkey": startKey, "endkey": endKey, "limit": page + 1}
 	seen := map[string]bool{}
 	released := 0
+	var lastID string
+	var lastKey any
 	for {
 		rows, err := env.Main.View(ctx, "scheduled_tasks_by_due", params)
 		if err != nil {
@@ -77,8 +79,16 @@ func (j DueTasks) Run(ctx context.Context, env *Env) error {
 		if !next || len(rows) == 0 {
 			break
 		}
+		// The next page starts at the last row read, inclusive (not skip=1:
+		// that row may just have left the view when its doc was released,
+		// and skipping would then miss a live row); docs already handled are
+		// passed over through `seen`.
 		last := rows[len(rows)-1]
-		params = map[string]any{"startkey": last.Key, "startkey_docid": last.ID, "endkey": endKey, "limit": page + 1, "skip": 1}
+		if last.ID == lastID && jsonEqualKey(last.Key, lastKey) {
+			break // no progress (a doc with more tasks at one due time than a page)
+		}
+		lastID, lastKey = last.ID, last.Key
+		params = map[string]any{"startkey": last.Key, "startkey_docid": last.ID, "endkey": endKey, "limit": page + 1}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -87,6 +97,12 @@ func (j DueTasks) Run(ctx context.Context, env *Env) error {
 		env.Log.Info().Str("job", j.Name()).Int("released", released).Msg("Released due messages")
 	}
 	return nil
+}
+
+func jsonEqualKey(a, b any) bool {
+	af, aok := a.(float64)
+	bf, bok := b.(float64)
+	return aok && bok && af == bf
 }
 
 func (j DueTasks) releaseDocs(ctx context.Context, env *Env, ids []string, now time.Time) (int, error) {
