@@ -2,8 +2,10 @@ package transitions
 
 import (
 	"context"
+
 	"encoding/json"
 	"fmt"
+	"github.com/google/uuid"
 	"math"
 	"strings"
 	"time"
@@ -484,7 +486,7 @@ func (t *registration) addPatient(ctx context.Context, env *Env, c *Change, e *r
 		if err != nil {
 			return fmt.Errorf("check provided id: %w", err)
 		}
-		if len(used) > 0 {
+		if len(used) > 0 && !(len(used) == 1 && used[0]["source_id"] == c.ID) {
 			addRejection(env, doc, e.messages, "provided_patient_id_not_unique", nil)
 			return nil
 		}
@@ -610,14 +612,37 @@ func createContact(ctx context.Context, env *Env, c *Change, contact Doc, name a
 			contact["date_of_birth"] = bd
 		}
 	}
+	// The id derives from the report and its revision, so that a change
+	// replayed after a crash finds the contact it created instead of creating
+	// a second one (the feed is at-least-once).
+	contact["_id"] = createdContactID(c.ID, c.Rev, subjectKey)
 	if _, err := env.Store.Create(ctx, contact); err != nil {
-		return fmt.Errorf("create %s: %w", subjectKey, err)
+		if !IsConflict(err) {
+			return fmt.Errorf("create %s: %w", subjectKey, err)
+		}
+		existing, gerr := env.Store.Get(ctx, jsv.String(contact["_id"]))
+		if gerr != nil || existing["source_id"] != c.ID {
+			return fmt.Errorf("create %s: %w", subjectKey, err)
+		}
+		env.Log.Info().Str("doc_id", c.ID).Str("contact", jsv.String(existing["_id"])).
+			Msg("Registration replayed: reusing the contact it created before")
+		contact = existing
+		doc[idKey] = existing[idKey]
 	}
 	subject := jsv.CloneMap(contact)
 	subject["parent"] = parent
 	doc[subjectKey] = subject
 	return nil
 }
+
+// createdContactID is the id of the person or place a registration creates:
+// a name-based UUID of the report id, its revision and the subject kind.
+func createdContactID(reportID, rev, kind string) string {
+	return uuid.NewSHA1(createdNamespace, []byte(reportID+"\x00"+rev+"\x00"+kind)).String()
+}
+
+// createdNamespace is the UUID namespace of contacts created by registrations.
+var createdNamespace = uuid.MustParse("6f1c2b0e-5b7a-4d2e-9a43-3c8e2f9d7b11")
 
 func addCase(ctx context.Context, env *Env, doc Doc) error {
 	if !hasValue(doc["case_id"]) {

@@ -144,3 +144,49 @@ func TestRegistrationAgainstServer(t *testing.T) {
 		t.Errorf("person parent = %v", person["parent"])
 	}
 }
+
+// TestRegistrationReplayReusesCreatedPerson replays a registration whose
+// first run created the person and then crashed before saving the report:
+// the replay finds that person (same deterministic id) and creates no other.
+func TestRegistrationReplayReusesCreatedPerson(t *testing.T) {
+	env := couchtest.New(t)
+	ctx := context.Background()
+	if err := env.Client.Main.EnsureDesignDoc(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env.Save(t, env.MainDB,
+		map[string]any{"_id": "clinic", "type": "clinic", "name": "Clinic"},
+		map[string]any{"_id": "chw", "type": "person", "name": "Carol", "parent": map[string]any{"_id": "clinic"}},
+		map[string]any{"_id": "r1", "type": "data_record", "form": "P", "reported_date": float64(time.Now().UnixMilli()),
+			"fields": map[string]any{"patient_name": "Jane"}, "contact": map[string]any{"_id": "chw", "parent": map[string]any{"_id": "clinic"}}})
+	r1 := env.Get(t, env.MainDB, "r1")
+	// What the crashed run left behind.
+	env.Save(t, env.MainDB, map[string]any{"_id": createdContactID("r1", r1["_rev"].(string), "patient"),
+		"type": "person", "name": "Jane", "patient_id": "77777", "source_id": "r1", "parent": map[string]any{"_id": "clinic"}})
+	cfg := Load(map[string]any{
+		"transitions":   map[string]any{"registration": true},
+		"contact_types": []any{map[string]any{"id": "clinic"}, map[string]any{"id": "person", "parents": []any{"clinic"}, "person": true}},
+		"forms":         map[string]any{"P": map[string]any{"public_form": true}},
+		"registrations": []any{map[string]any{"form": "P", "events": []any{map[string]any{"name": "on_create", "trigger": "add_patient"}}}},
+	}, config.Translations{})
+	p := &Processor{Main: env.Client.Main, Sentinel: env.Client.Sentinel, Log: zerolog.Nop(), JS: jsexpr.NewSandbox(jsexpr.Options{})}
+	if _, err := p.Process(ctx, cfg, couch.Change{ID: "r1", Seq: "2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := env.Get(t, env.MainDB, "r1")["patient_id"]; got != "77777" {
+		t.Errorf("report patient_id = %v, want the replayed person's 77777", got)
+	}
+	all, err := env.Client.Main.AllDocs(ctx, map[string]any{"include_docs": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	persons := 0
+	for _, row := range all {
+		if row.Doc["type"] == "person" {
+			persons++
+		}
+	}
+	if persons != 2 { // the CHW and the one registered person
+		t.Errorf("%d persons, want 2", persons)
+	}
+}
