@@ -149,6 +149,9 @@ func (p *Processor) processOnce(ctx context.Context, b *Batch, cfg *Config, ch c
 			return Outcome{Skipped: "CHT API is still running transitions on this doc"}, nil
 		}
 	}
+	if info, err = p.resolvePending(ctx, b, ch.ID, info, rev); err != nil {
+		return Outcome{}, err
+	}
 	_, hadTransitions := info["transitions"]
 	h := b.hydrator
 	if err := h.Hydrate(ctx, doc); err != nil {
@@ -198,15 +201,80 @@ func (p *Processor) processOnce(ctx context.Context, b *Batch, cfg *Config, ch c
 		}
 		return out, nil
 	}
+	// Journal first: a crash between the doc's save and the info doc's would
+	// otherwise run once-only transitions again on the replayed change
+	// (duplicate schedules and messages). The pending record says "these
+	// transitions ran on rev R"; resolvePending settles it on the next read.
+	journaled, err := p.writeInfo(ctx, b, ch.ID, info, func(d Doc) {
+		d[pendingKey] = map[string]any{"rev": rev, "transitions": records}
+	})
+	if err != nil {
+		return Outcome{}, err
+	}
 	saved := lineage.Minify(doc)
 	saved["_rev"] = rev
 	if err := b.store.Put(ctx, saved); err != nil {
+		// Not saved: the journal must not be taken for done work.
+		if _, cerr := p.writeInfo(ctx, b, ch.ID, journaled, func(d Doc) { delete(d, pendingKey) }); cerr != nil {
+			p.Log.Warn().Str("doc_id", ch.ID).Err(cerr).Msg("Could not clear the pending record of an unsaved change")
+		}
 		return Outcome{}, err
 	}
-	if err := p.saveInfo(ctx, b, ch.ID, info, records); err != nil {
+	if err := p.saveInfo(ctx, b, ch.ID, journaled, records); err != nil {
 		return Outcome{}, err
 	}
 	return out, nil
+}
+
+// pendingKey holds, in an info doc, the transitions recorded just before the
+// doc's save: {rev, transitions}.
+const pendingKey = "sentinel_go_pending"
+
+// resolvePending settles a journal left by a run that stopped between the
+// journal and the info doc's final write. When the doc is still at the
+// journaled revision, its save never happened: the journal is dropped and
+// the transitions run again. Otherwise the save happened: the journaled
+// records become the doc's transitions (so once-only transitions do not run
+// twice). A concurrent writer changing the doc inside that crash window is
+// the one case this cannot tell apart from a save.
+func (p *Processor) resolvePending(ctx context.Context, b *Batch, id string, info Doc, rev string) (Doc, error) {
+	pending := jsv.Map(info[pendingKey])
+	if pending == nil {
+		return info, nil
+	}
+	if pending["rev"] == rev {
+		return p.writeInfo(ctx, b, id, info, func(d Doc) { delete(d, pendingKey) })
+	}
+	records := jsv.Map(pending["transitions"])
+	return p.writeInfo(ctx, b, id, info, func(d Doc) {
+		if records != nil {
+			d["transitions"] = records
+		}
+		delete(d, pendingKey)
+	})
+}
+
+// writeInfo applies edit to the info doc and saves it; on a 409 it re-reads
+// and re-applies. It returns the saved version.
+func (p *Processor) writeInfo(ctx context.Context, b *Batch, id string, info Doc, edit func(Doc)) (Doc, error) {
+	for attempt := 0; attempt < 10; attempt++ {
+		next := jsv.CloneMap(info)
+		edit(next)
+		err := p.Sentinel.Put(ctx, next)
+		if err == nil {
+			b.infos[id] = next
+			return next, nil
+		}
+		if !IsConflict(err) {
+			return nil, fmt.Errorf("save info doc: %w", err)
+		}
+		cur, gerr := p.readInfo(ctx, id)
+		if gerr != nil {
+			return nil, fmt.Errorf("save info doc: %w", gerr)
+		}
+		info = cur
+	}
+	return nil, fmt.Errorf("save info doc %s: %w", InfoID(id), couch.ErrConflict)
 }
 
 // alreadyRan is the revision rule: info (or legacy doc) records a run of
@@ -300,27 +368,12 @@ func withTransitions(info Doc, records map[string]any) Doc {
 // (info); on a 409 (another writer, e.g. muting_history) it re-reads and
 // re-applies, keeping every other field.
 func (p *Processor) saveInfo(ctx context.Context, b *Batch, id string, info Doc, records map[string]any) error {
-	for attempt := 0; attempt < 10; attempt++ {
-		next := withTransitions(info, records)
-		err := p.Sentinel.Put(ctx, next)
-		if err == nil {
-			b.infos[id] = next
-			return nil
-		}
-		if !IsConflict(err) {
-			return fmt.Errorf("save info doc: %w", err)
-		}
-		cur, gerr := p.Sentinel.Get(ctx, InfoID(id))
-		switch {
-		case gerr == nil:
-			info = cur
-		case IsNotFound(gerr):
-			info = newInfo(id)
-		default:
-			return fmt.Errorf("save info doc: %w", gerr)
-		}
-	}
-	return fmt.Errorf("save info doc %s: %w", InfoID(id), couch.ErrConflict)
+	_, err := p.writeInfo(ctx, b, id, info, func(d Doc) {
+		d["transitions"] = records
+		delete(d, "transitions_started")
+		delete(d, pendingKey)
+	})
+	return err
 }
 
 // waitForAPI handles CHT API's `transitions_started` marker: a stale marker

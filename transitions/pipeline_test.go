@@ -144,3 +144,39 @@ func TestInfoDocKeepsOtherFields(t *testing.T) {
 		t.Fatalf("transitions = %v, want {}", info["transitions"])
 	}
 }
+
+func TestResolvePending(t *testing.T) {
+	ctx := context.Background()
+	records := map[string]any{"registration": map[string]any{"ok": true, "last_rev": "1-a"}}
+	cases := []struct {
+		name, docRev string
+		wantRecords  bool
+	}{
+		{"doc saved before the crash: journal adopted", "2-b", true},
+		{"doc not saved: journal dropped", "1-a", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sentinel := newMemStore(Doc{"_id": "r1-info", "type": "info", "doc_id": "r1",
+				pendingKey: map[string]any{"rev": "1-a", "transitions": records}})
+			p := &Processor{Sentinel: sentinel, Main: newMemStore()}
+			b := p.NewBatch(ctx, nil)
+			info, _ := sentinel.Get(ctx, "r1-info")
+			got, err := p.resolvePending(ctx, b, "r1", info, c.docRev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, still := got[pendingKey]; still {
+				t.Error("pending record kept")
+			}
+			_, has := got["transitions"]
+			if has != c.wantRecords {
+				t.Errorf("transitions = %v", got["transitions"])
+			}
+			stored, _ := sentinel.Get(ctx, "r1-info")
+			if _, still := stored[pendingKey]; still {
+				t.Error("pending record kept in the db")
+			}
+		})
+	}
+}
