@@ -12,7 +12,7 @@ POUCHDB := scripts/pouchdb.sh
 TEST_PORT ?= 5987
 CONFORMANCE := python3 $(SHARED)/conformance/run.py --sut 'exec ./bin/sentinel' --jobs 2
 
-.PHONY: all build test unit lint integration conformance conformance-listed demo clean pouchdb-start pouchdb-stop fuzz
+.PHONY: bench chaos all build test unit lint integration conformance conformance-listed demo clean pouchdb-start pouchdb-stop fuzz
 
 all: build
 
@@ -47,6 +47,23 @@ test: lint integration fuzz conformance-listed
 
 conformance: build
 	$(CONFORMANCE) $(SHARED)/conformance/scenarios
+
+# Backlog throughput against PouchDB Server (../shared/tools/bench.py) for both
+# workloads, with the daemon's peak RSS (logged when it stops).
+BENCH_N ?= 2000
+bench: build
+	@for w in registration noop; do \
+	  python3 $(SHARED)/tools/bench.py --sut 'exec ./bin/sentinel' --workload $$w --n $(BENCH_N) | tail -1; \
+	  log=$$(ls -t $${TMPDIR:-/tmp}/sentinel-bench-*/*.log | head -1); \
+	  grep -o '"max_rss_kib":[0-9]*' $$log | tail -1 | sed "s/\"max_rss_kib\":/peak RSS ($$w): /; s/$$/ KiB/"; \
+	done
+	$(GO) test -run='^$$' -bench=. -benchmem ./templates ./jsexpr ./validation ./smsparse
+
+# Crash safety: SIGKILL mid-backlog again and again (../shared/tools/chaos.py).
+CHAOS_N ?= 1000
+CHAOS_KILLS ?= 20
+chaos: build
+	python3 $(SHARED)/tools/chaos.py --sut 'exec ./bin/sentinel' --n $(CHAOS_N) --kills $(CHAOS_KILLS) | tail -1
 
 demo: build
 	scripts/demo.sh

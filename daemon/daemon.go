@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -145,7 +146,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); d.runJobs(ctx) }()
 	go func() { defer wg.Done(); d.follow(ctx) }()
 	wg.Wait()
-	d.log.Info().Str("component", "daemon").Int64("processed", d.processed.Load()).Msg("Stopped")
+	d.log.Info().Str("component", "daemon").Int64("processed", d.processed.Load()).Int64("max_rss_kib", maxRSSKiB()).Msg("Stopped")
 	return nil
 }
 
@@ -255,6 +256,15 @@ func (d *Daemon) reload(ctx context.Context) error {
 	d.ready.Store(true)
 	d.notify()
 	return nil
+}
+
+// maxRSSKiB is the process's peak resident memory (0 when unknown).
+func maxRSSKiB() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return int64(ru.Maxrss) // KiB on Linux
 }
 
 func (d *Daemon) markFeedStarted() { d.feedStartedOnce.Do(func() { close(d.feedStarted) }) }
