@@ -179,6 +179,13 @@ func (p *Processor) processOnce(ctx context.Context, b *Batch, cfg *Config, ch c
 		if err != nil && IsConflict(err) {
 			return Outcome{}, err
 		}
+		var dbErr *couch.Error
+		if err != nil && errors.As(err, &dbErr) {
+			// The database failed (unreachable, 5xx, a request cut short): the
+			// change is not done and is retried, never recorded as the
+			// transition's failure, which would lose its work.
+			return Outcome{}, fmt.Errorf("transition %s: %w", name, err)
+		}
 		ok := true
 		if err != nil {
 			var ce *ChangedError
