@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 // once, like a load balancer or a flaky network in the middle of a longpoll.
 type cutProxy struct {
 	ln     net.Listener
+	addr   string
 	target string
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
@@ -26,15 +28,36 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.cut() })
+	p := &cutProxy{ln: ln, addr: ln.Addr().String(), target: target, conns: map[net.Conn]bool{}}
+	go p.serve(ln)
+	t.Cleanup(func() { p.down() })
 	return p
 }
 
-func (p *cutProxy) serve() {
+// down stops the proxy: connections are refused, as from a stopped server.
+func (p *cutProxy) down() {
+	p.mu.Lock()
+	ln := p.ln
+	p.mu.Unlock()
+	ln.Close()
+	p.cut()
+}
+
+// up listens again on the same address.
+func (p *cutProxy) up(t *testing.T) {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go p.serve(ln)
+}
+
+func (p *cutProxy) serve(ln net.Listener) {
 	for {
-		c, err := p.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -74,7 +97,7 @@ func TestConnectionCutsLoseNothing(t *testing.T) {
 	}
 	env.Save(t, env.MainDB, docs...)
 	viaProxy := *env
-	viaProxy.URL = fmt.Sprintf("http://admin:pass@%s/%s", proxy.ln.Addr(), env.MainDB)
+	viaProxy.URL = fmt.Sprintf("http://admin:pass@%s/%s", proxy.addr, env.MainDB)
 	r := start(t, &viaProxy)
 	stop := make(chan struct{})
 	go func() {
@@ -108,6 +131,48 @@ func TestConnectionCutsLoseNothing(t *testing.T) {
 		seen[code] = id
 		if rev, _ := d["_rev"].(string); rev[:2] != "2-" {
 			t.Errorf("%s written more than once: rev %s", id, rev)
+		}
+	}
+}
+
+// TestServerOutage takes the server away for 30 s in the middle of a
+// backlog: the daemon logs, backs off, and carries on from its checkpoint
+// when the server is back, without a restart; nothing is lost or done twice.
+func TestServerOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30 s outage")
+	}
+	env := couchtest.New(t)
+	u, _ := url.Parse(env.Server)
+	proxy := newCutProxy(t, u.Host)
+	docs := []map[string]any{settings(map[string]any{"generate_shortcode_on_contacts": true})}
+	for i := 0; i < 40; i++ {
+		docs = append(docs, map[string]any{"_id": fmt.Sprintf("p%02d", i), "type": "person"})
+	}
+	env.Save(t, env.MainDB, docs...)
+	viaProxy := *env
+	viaProxy.URL = fmt.Sprintf("http://admin:pass@%s/%s", proxy.addr, env.MainDB)
+	r := start(t, &viaProxy)
+	r.waitFor(t, "the first doc processed", func() bool { return infoTransitions(t, env, "p00") != nil })
+	proxy.down()
+	time.Sleep(30 * time.Second)
+	proxy.up(t)
+	r.waitFor(t, "every person processed after the outage", func() bool {
+		for i := 0; i < 40; i++ {
+			if infoTransitions(t, env, fmt.Sprintf("p%02d", i))["generate_shortcode_on_contacts"] == nil {
+				return false
+			}
+		}
+		return true
+	})
+	logs := r.logs.String()
+	if !strings.Contains(logs, "retry") {
+		t.Error("the outage was not logged")
+	}
+	for i := 0; i < 40; i++ {
+		d := env.Get(t, env.MainDB, fmt.Sprintf("p%02d", i))
+		if rev, _ := d["_rev"].(string); !strings.HasPrefix(rev, "2-") {
+			t.Errorf("p%02d written %s times", i, rev)
 		}
 	}
 }
