@@ -237,3 +237,17 @@ func (p *Program) Source() string { return p.src }
 // Name returns the name given at compile time; errors from evaluating the
 // program start with it.
 func (p *Program) Name() string { return p.name }
+
+// Describe explains a compile error for a config author without repeating
+// the program's name: "JavaScript syntax error at line 1, column 18:
+// Unexpected end of input". Other errors print as they are.
+func Describe(err error) string {
+	var se *SyntaxError
+	if errors.As(err, &se) {
+		if se.Line > 0 {
+			return fmt.Sprintf("JavaScript syntax error at line %d, column %d: %s", se.Line, se.Column, se.Message)
+		}
+		return "JavaScript syntax error: " + se.Message
+	}
+	return err.Error()
+}

@@ -2,7 +2,6 @@ package outbound
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -288,16 +287,7 @@ func undefinedProbe(name, src string) *jsexpr.Program {
 	return prog
 }
 
-func exprError(err error) string {
-	var se *jsexpr.SyntaxError
-	if errors.As(err, &se) {
-		if se.Line > 0 {
-			return fmt.Sprintf("JavaScript syntax error at line %d, column %d: %s", se.Line, se.Column, se.Message)
-		}
-		return "JavaScript syntax error: " + se.Message
-	}
-	return err.Error()
-}
+func exprError(err error) string { return jsexpr.Describe(err) }
 
 // Empty reports whether no push is configured.
 func (c *Config) Empty() bool { return c == nil || len(c.pushes) == 0 }

@@ -2,7 +2,6 @@ package transitions
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -188,18 +187,8 @@ func compileBoolExpr(v any, path string) (boolExpr, []config.Problem) {
 	return boolExpr{prog: p}, nil
 }
 
-// ExprError describes an expression compile error without repeating its
-// path: "JavaScript syntax error at line 1, column 18: Unexpected end of input".
-func ExprError(err error) string {
-	var se *jsexpr.SyntaxError
-	if errors.As(err, &se) {
-		if se.Line > 0 {
-			return fmt.Sprintf("JavaScript syntax error at line %d, column %d: %s", se.Line, se.Column, se.Message)
-		}
-		return "JavaScript syntax error: " + se.Message
-	}
-	return err.Error()
-}
+// ExprError describes an expression compile error without repeating its path.
+func ExprError(err error) string { return jsexpr.Describe(err) }
 
 // eval runs the expression with globals; empty is true.
 func (b boolExpr) eval(ctx context.Context, env *Env, globals map[string]any) (bool, error) {
