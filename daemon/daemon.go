@@ -47,6 +47,11 @@ type Options struct {
 	MaxBackoff time.Duration
 	// Jobs are the scheduled jobs, run at start, every JobInterval and on RunJobs.
 	Jobs []jobs.Job
+	// Listen is the address of /metrics, /healthz and /readyz ("" disables).
+	Listen string
+	// HealthStall is how long the feed may not advance, with work pending,
+	// before /healthz fails (default 10 minutes).
+	HealthStall time.Duration
 }
 
 // Daemon is the running service.
@@ -68,6 +73,8 @@ type Daemon struct {
 	// secrets holds outbound credentials: environment, then CHT's vault.
 	secrets  outbound.SecretStore
 	started  time.Time
+	metrics  *metrics
+	health   health
 	ready    atomic.Bool
 	stopOnce sync.Once
 }
@@ -96,13 +103,17 @@ func New(opts Options) (*Daemon, error) {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 60 * time.Second
 	}
+	if opts.HealthStall <= 0 {
+		opts.HealthStall = 10 * time.Minute
+	}
 	client, err := couch.Open(loc)
 	if err != nil {
 		return nil, err
 	}
 	return &Daemon{opts: opts, log: opts.Log, client: client,
 		cfgChanged: make(chan struct{}, 1), jobsNow: make(chan struct{}, 1), dups: messages.NewDuplicates(),
-		feedStarted: make(chan struct{}), secrets: outbound.NewSecrets(loc.Server, loc.MainDB), started: time.Now()}, nil
+		feedStarted: make(chan struct{}), secrets: outbound.NewSecrets(loc.Server, loc.MainDB), started: time.Now(),
+		metrics: newMetrics()}, nil
 }
 
 // Client is the CouchDB connection (for jobs).
@@ -134,6 +145,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	loc := d.client.Location()
 	d.log.Info().Str("component", "daemon").Str("db", loc.MainDB).Str("sentinel_db", loc.SentinelDB).
 		Str("server", couch.RedactURL(loc.Server)).Msg("Starting")
+	d.health.progressed(0)
+	var httpDone chan struct{}
+	if d.opts.Listen != "" {
+		httpDone = make(chan struct{})
+		go func() {
+			defer close(httpDone)
+			if err := d.serveHTTP(ctx, d.opts.Listen); err != nil {
+				d.log.Error().Str("component", "http").Err(err).Msg("Cannot serve metrics and health checks")
+			}
+		}()
+	}
 	if err := d.connect(ctx); err != nil {
 		return err
 	}
@@ -146,6 +168,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); d.runJobs(ctx) }()
 	go func() { defer wg.Done(); d.follow(ctx) }()
 	wg.Wait()
+	if httpDone != nil {
+		<-httpDone
+	}
 	d.log.Info().Str("component", "daemon").Int64("processed", d.processed.Load()).Int64("max_rss_kib", maxRSSKiB()).Msg("Stopped")
 	return nil
 }
@@ -217,6 +242,7 @@ func (d *Daemon) loadConfig(ctx context.Context) error {
 func (d *Daemon) reload(ctx context.Context) error {
 	settings, err := d.readSettings(ctx)
 	if err != nil {
+		d.metrics.reloads.WithLabelValues("failed").Inc()
 		return err
 	}
 	tr, err := d.readTranslations(ctx)
@@ -239,6 +265,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 	}
 	old := d.cfg.Load()
 	if !cfg.Valid() {
+		d.metrics.reloads.WithLabelValues("invalid").Inc()
 		if old == nil || !old.Valid() {
 			// Nothing valid to keep: transitions stay disabled, the feed waits.
 			d.cfg.Store(cfg)
@@ -247,6 +274,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 		d.notify()
 		return nil
 	}
+	d.metrics.reloads.WithLabelValues("valid").Inc()
 	d.cfg.Store(cfg)
 	names := make([]string, len(cfg.Transitions))
 	for i, t := range cfg.Transitions {

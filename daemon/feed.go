@@ -27,7 +27,7 @@ func (d *Daemon) follow(ctx context.Context) {
 	log := d.log.With().Str("component", "feed").Logger()
 	proc := &transitions.Processor{
 		Main: d.client.Main, Sentinel: d.client.Sentinel, Log: d.log.With().Str("component", "transitions").Logger(),
-		Location: d.opts.Location, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}), Dups: d.dups, Secrets: d.secrets,
+		Location: d.opts.Location, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}), Dups: d.dups, Secrets: d.secrets, Observer: d.metrics,
 	}
 	cp := couch.NewCheckpoint(d.client.Sentinel)
 	for ctx.Err() == nil {
@@ -89,8 +89,12 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *trans
 		if stopped {
 			return
 		}
-		if len(b.Changes) == 0 && b.LastSeq != "" && b.LastSeq != since {
-			since = b.LastSeq
+		if len(b.Changes) == 0 {
+			d.metrics.backlog.Set(0)
+			d.health.progressed(0)
+			if b.LastSeq != "" && b.LastSeq != since {
+				since = b.LastSeq
+			}
 		}
 		prog.idle(len(b.Changes) == 0)
 	}
@@ -111,7 +115,10 @@ func (d *Daemon) processBatch(ctx context.Context, log zerolog.Logger, proc *tra
 		}
 		done = ch.Seq
 		d.processed.Add(1)
-		prog.tick(b.Pending + int64(len(b.Changes)-i-1))
+		left := b.Pending + int64(len(b.Changes)-i-1)
+		prog.tick(left)
+		d.metrics.backlog.Set(float64(max(left, 0)))
+		d.health.progressed(left)
 	}
 	return pb, done, false
 }
@@ -137,6 +144,7 @@ func (d *Daemon) writeCheckpoint(ctx context.Context, cp *couch.Checkpoint, seq 
 	defer cancel()
 	err := cp.Write(pctx, seq)
 	if err == nil {
+		d.metrics.checkpoint.SetToCurrentTime()
 		return nil
 	}
 	return d.retry(ctx, "write the checkpoint", func(ctx context.Context) error { return cp.Write(ctx, seq) })
@@ -145,11 +153,10 @@ func (d *Daemon) writeCheckpoint(ctx context.Context, cp *couch.Checkpoint, seq 
 // handle processes one change. It returns false only when the daemon is
 // stopping before the change was completed.
 func (d *Daemon) handle(ctx context.Context, log zerolog.Logger, proc *transitions.Processor, b *transitions.Batch, ch couch.Change) bool {
-	if transitions.Ignored(ch.ID) {
+	if transitions.Ignored(ch.ID) || ch.Deleted {
+		// Deleted docs: their info docs go in background cleanup.
+		d.metrics.changes.WithLabelValues("ignored").Inc()
 		return true
-	}
-	if ch.Deleted {
-		return true // info docs of deleted docs go in background cleanup
 	}
 	wait := 500 * time.Millisecond
 	attempts := 0
@@ -165,6 +172,14 @@ func (d *Daemon) handle(ctx context.Context, log zerolog.Logger, proc *transitio
 				ev = log.Info()
 			}
 			ev.Str("doc_id", ch.ID).Str("seq", ch.Seq).Strs("transitions", out.Ran).Str("skipped", out.Skipped).Msg("Processed")
+			outcome := "unchanged"
+			switch {
+			case out.Skipped != "":
+				outcome = "skipped"
+			case out.Changed:
+				outcome = "changed"
+			}
+			d.metrics.changes.WithLabelValues(outcome).Inc()
 			return true
 		}
 		attempts++
@@ -177,6 +192,7 @@ func (d *Daemon) handle(ctx context.Context, log zerolog.Logger, proc *transitio
 		if !temporary && attempts >= maxAttempts {
 			log.Error().Str("doc_id", ch.ID).Str("seq", ch.Seq).Err(err).Int("attempts", attempts).
 				Msg("Giving up on this change; it is processed again when the doc changes")
+			d.metrics.changes.WithLabelValues("failed").Inc()
 			return true
 		}
 		log.Warn().Str("doc_id", ch.ID).Err(err).Int("attempt", attempts).Dur("retry_in", wait).Msg("Change failed; retrying")

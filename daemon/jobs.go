@@ -63,6 +63,10 @@ func (d *Daemon) runAllJobs(ctx context.Context, run int) {
 			ev = log.Error().Err(err)
 		}
 		ev.Str("job", j.Name()).Dur("took", time.Since(start)).Msg("Job finished")
+		d.metrics.jobs.WithLabelValues(j.Name()).Observe(time.Since(start).Seconds())
+		if err != nil {
+			d.metrics.jobErrors.WithLabelValues(j.Name()).Inc()
+		}
 	}
 }
 

@@ -41,6 +41,15 @@ type Processor struct {
 	Dups *messages.Duplicates
 	// Secrets holds the credentials of outbound pushes.
 	Secrets outbound.SecretStore
+	// Observer, when set, is told about each transition run and each new
+	// outgoing message (metrics).
+	Observer Observer
+}
+
+// Observer receives what the pipeline did, for metrics.
+type Observer interface {
+	ObserveTransition(name string, took time.Duration, failed bool)
+	ObserveMessage(state string)
 }
 
 // Outcome says what processing a change did.
@@ -172,7 +181,11 @@ func (p *Processor) processOnce(ctx context.Context, b *Batch, cfg *Config, ch c
 		if alreadyRan(name, info, doc, rev) || !safeFilter(env, t, c) {
 			continue
 		}
+		started := time.Now()
 		changed, err := safeRun(ctx, env, t, c)
+		if p.Observer != nil {
+			p.Observer.ObserveTransition(name, time.Since(started), err != nil)
+		}
 		if err != nil && ctx.Err() != nil {
 			return Outcome{}, ctx.Err()
 		}
@@ -230,7 +243,26 @@ func (p *Processor) processOnce(ctx context.Context, b *Batch, cfg *Config, ch c
 	if err := p.saveInfo(ctx, b, ch.ID, journaled, records); err != nil {
 		return Outcome{}, err
 	}
+	p.observeMessages(raw, doc)
 	return out, nil
+}
+
+// observeMessages reports the tasks the transitions added to the doc.
+func (p *Processor) observeMessages(before, after Doc) {
+	if p.Observer == nil {
+		return
+	}
+	for _, key := range []string{"tasks", "scheduled_tasks"} {
+		old := len(jsv.Slice(before[key]))
+		for i, t := range jsv.Slice(after[key]) {
+			if i < old {
+				continue
+			}
+			if st, ok := jsv.Map(t)["state"].(string); ok {
+				p.Observer.ObserveMessage(st)
+			}
+		}
+	}
 }
 
 // pendingKey holds, in an info doc, the transitions recorded just before the

@@ -52,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	exprTimeout := fs.Duration("expr-timeout", 100*time.Millisecond, "time bound of each config expression evaluation")
 	jobInterval := fs.Duration("job-interval", 5*time.Minute, "how often the scheduled jobs run")
+	listen := fs.String("listen", "127.0.0.1:9090", "address of /metrics, /healthz and /readyz (empty disables)")
+	healthStall := fs.Duration("health-stall", 10*time.Minute, "/healthz fails when the feed has not advanced for this long with changes pending")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -74,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	d, err := daemon.New(daemon.Options{
 		CouchURL: *couchURL, SentinelDB: *sentinelDB, Log: log,
 		ExprTimeout: *exprTimeout, JobInterval: *jobInterval, Jobs: daemon.DefaultJobs(),
+		Listen: *listen, HealthStall: *healthStall,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)

@@ -1,0 +1,129 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the daemon's Prometheus metrics, on a registry of its own (no
+// process-wide default registry: tests start several daemons).
+type metrics struct {
+	reg         *prometheus.Registry
+	backlog     prometheus.Gauge
+	changes     *prometheus.CounterVec
+	transitions *prometheus.HistogramVec
+	transErrors *prometheus.CounterVec
+	checkpoint  prometheus.Gauge
+	reloads     *prometheus.CounterVec
+	jobs        *prometheus.HistogramVec
+	jobErrors   *prometheus.CounterVec
+	messages    *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sentinel_backlog_changes",
+			Help: "Changes of the main db not processed yet (the feed's `pending`)."}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sentinel_changes_total",
+			Help: "Changes handled, by outcome: changed, unchanged, ignored, skipped, failed."}, []string{"outcome"}),
+		transitions: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sentinel_transition_duration_seconds",
+			Help: "Time of each transition run.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}, []string{"transition"}),
+		transErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sentinel_transition_errors_total",
+			Help: "Transition runs that failed (recorded on the doc)."}, []string{"transition"}),
+		checkpoint: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sentinel_checkpoint_timestamp_seconds",
+			Help: "When the checkpoint was last written (Unix time)."}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sentinel_config_reloads_total",
+			Help: "Settings loads, by result: valid, invalid, failed (unreadable)."}, []string{"result"}),
+		jobs: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sentinel_job_duration_seconds",
+			Help: "Time of each scheduled job run.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 8)}, []string{"job"}),
+		jobErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sentinel_job_errors_total",
+			Help: "Scheduled job runs that failed."}, []string{"job"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sentinel_messages_queued_total",
+			Help: "Outgoing messages added to docs by the transitions, by initial state."}, []string{"state"}),
+	}
+	m.reg.MustRegister(m.backlog, m.changes, m.transitions, m.transErrors, m.checkpoint, m.reloads, m.jobs, m.jobErrors, m.messages,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// ObserveTransition implements transitions.Observer.
+func (m *metrics) ObserveTransition(name string, took time.Duration, failed bool) {
+	m.transitions.WithLabelValues(name).Observe(took.Seconds())
+	if failed {
+		m.transErrors.WithLabelValues(name).Inc()
+	}
+}
+
+// ObserveMessage implements transitions.Observer.
+func (m *metrics) ObserveMessage(state string) { m.messages.WithLabelValues(state).Inc() }
+
+// health is what /healthz and /readyz report.
+type health struct {
+	// lastProgress is when the feed last completed a change or found the
+	// feed empty (Unix nanoseconds).
+	lastProgress atomic.Int64
+	pending      atomic.Int64
+}
+
+func (h *health) progressed(pending int64) {
+	h.lastProgress.Store(time.Now().UnixNano())
+	h.pending.Store(pending)
+}
+
+// serveHTTP serves /metrics, /healthz and /readyz on addr until ctx ends.
+func (d *Daemon) serveHTTP(ctx context.Context, addr string) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !d.ready.Load() {
+			http.Error(w, "no valid config loaded yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if msg := d.unhealthy(); msg != "" {
+			http.Error(w, msg, http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	d.log.Info().Str("component", "http").Str("addr", ln.Addr().String()).Msg("Serving /metrics, /healthz, /readyz")
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// unhealthy explains why the daemon is not healthy ("" when it is): no valid
+// config, or work pending while the feed has not advanced for HealthStall.
+func (d *Daemon) unhealthy() string {
+	cfg := d.cfg.Load()
+	if cfg == nil || !cfg.Valid() {
+		return "no valid config: transitions are disabled"
+	}
+	last := time.Unix(0, d.health.lastProgress.Load())
+	if d.health.pending.Load() > 0 && time.Since(last) > d.opts.HealthStall {
+		return "the feed has not advanced for " + time.Since(last).Round(time.Second).String() + " with changes pending"
+	}
+	return ""
+}

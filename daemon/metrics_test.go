@@ -1,0 +1,86 @@
+package daemon_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sentinel-go/couch/couchtest"
+	"sentinel-go/daemon"
+)
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func get(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func startListening(t *testing.T, env *couchtest.Env, addr string) *running {
+	t.Helper()
+	logs := &syncBuffer{}
+	d, err := daemon.New(daemon.Options{CouchURL: env.URL, Log: zerolog.New(logs), PollTimeout: 2 * time.Second,
+		MaxBackoff: time.Second, Jobs: daemon.DefaultJobs(), Listen: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{d: d, cancel: cancel, done: make(chan struct{}), logs: logs}
+	go func() { defer close(r.done); _ = d.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	env := couchtest.New(t)
+	env.Save(t, env.MainDB, settings(map[string]any{"generate_shortcode_on_contacts": true}),
+		map[string]any{"_id": "p1", "type": "person"})
+	addr := freeAddr(t)
+	r := startListening(t, env, addr)
+	r.waitFor(t, "p1 processed", func() bool { return infoTransitions(t, env, "p1")["generate_shortcode_on_contacts"] != nil })
+	r.waitFor(t, "metrics served", func() bool {
+		code, body := get("http://" + addr + "/metrics")
+		return code == 200 && strings.Contains(body, `sentinel_changes_total{outcome="changed"}`) &&
+			strings.Contains(body, `sentinel_transition_duration_seconds_count{transition="generate_shortcode_on_contacts"}`) &&
+			strings.Contains(body, `sentinel_config_reloads_total{result="valid"}`) &&
+			strings.Contains(body, "sentinel_checkpoint_timestamp_seconds")
+	})
+	if code, body := get("http://" + addr + "/readyz"); code != 200 {
+		t.Errorf("/readyz = %d %s", code, body)
+	}
+	if code, body := get("http://" + addr + "/healthz"); code != 200 {
+		t.Errorf("/healthz = %d %s", code, body)
+	}
+}
+
+func TestHealthWithInvalidConfig(t *testing.T) {
+	env := couchtest.New(t)
+	env.Save(t, env.MainDB, settings(map[string]any{"no_such_transition": true}))
+	addr := freeAddr(t)
+	r := startListening(t, env, addr)
+	r.waitFor(t, "health served", func() bool { code, _ := get("http://" + addr + "/healthz"); return code != 0 })
+	if code, body := get("http://" + addr + "/healthz"); code != 503 || !strings.Contains(body, "no valid config") {
+		t.Errorf("/healthz = %d %s", code, body)
+	}
+	if code, _ := get("http://" + addr + "/readyz"); code != 503 {
+		t.Errorf("/readyz = %d", code)
+	}
+}
