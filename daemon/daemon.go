@@ -71,12 +71,15 @@ type Daemon struct {
 	// dups is shared by the pipeline and the jobs: the duplicate limit is per process.
 	dups *messages.Duplicates
 	// secrets holds outbound credentials: environment, then CHT's vault.
-	secrets  outbound.SecretStore
-	started  time.Time
-	metrics  *metrics
-	health   health
-	ready    atomic.Bool
-	stopOnce sync.Once
+	secrets outbound.SecretStore
+	started time.Time
+	metrics *metrics
+	health  health
+	sd      *notifier
+	// lastWatchdog is when WATCHDOG=1 was last sent (Unix nanoseconds).
+	lastWatchdog atomic.Int64
+	ready        atomic.Bool
+	stopOnce     sync.Once
 }
 
 // New validates the options (a malformed COUCH_URL fails here, at once).
@@ -113,7 +116,7 @@ func New(opts Options) (*Daemon, error) {
 	return &Daemon{opts: opts, log: opts.Log, client: client,
 		cfgChanged: make(chan struct{}, 1), jobsNow: make(chan struct{}, 1), dups: messages.NewDuplicates(),
 		feedStarted: make(chan struct{}), secrets: outbound.NewSecrets(loc.Server, loc.MainDB), started: time.Now(),
-		metrics: newMetrics()}, nil
+		metrics: newMetrics(), sd: newNotifier()}, nil
 }
 
 // Client is the CouchDB connection (for jobs).
@@ -167,6 +170,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); d.watchConfig(ctx) }()
 	go func() { defer wg.Done(); d.runJobs(ctx) }()
 	go func() { defer wg.Done(); d.follow(ctx) }()
+	d.sd.send("STOPPING=1")
 	wg.Wait()
 	if httpDone != nil {
 		<-httpDone
@@ -281,7 +285,9 @@ func (d *Daemon) reload(ctx context.Context) error {
 		names[i] = t.Name()
 	}
 	log.Info().Strs("transitions", names).Int("locales", len(tr)).Msg("Config loaded")
-	d.ready.Store(true)
+	if !d.ready.Swap(true) {
+		d.sd.send("READY=1\nSTATUS=Following changes")
+	}
 	d.notify()
 	return nil
 }
@@ -293,6 +299,20 @@ func maxRSSKiB() int64 {
 		return 0
 	}
 	return int64(ru.Maxrss) // KiB on Linux
+}
+
+// watchdogPing tells systemd the feed loop is alive (at most every half
+// WatchdogSec); called from the feed loop only, so a stuck loop stops it.
+func (d *Daemon) watchdogPing() {
+	if d.sd.watchdog <= 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	if time.Duration(now-d.lastWatchdog.Load()) < d.sd.watchdog/2 {
+		return
+	}
+	d.lastWatchdog.Store(now)
+	d.sd.send("WATCHDOG=1")
 }
 
 func (d *Daemon) markFeedStarted() { d.feedStartedOnce.Do(func() { close(d.feedStarted) }) }

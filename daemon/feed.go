@@ -34,10 +34,13 @@ func (d *Daemon) follow(ctx context.Context) {
 		cfg := d.cfg.Load()
 		if cfg == nil || !cfg.Valid() {
 			d.markFeedStarted()
+			// Paused on purpose: still alive for systemd's watchdog.
+			d.watchdogPing()
 			select {
 			case <-ctx.Done():
 				return
 			case <-d.cfgChanged:
+			case <-time.After(10 * time.Second):
 			}
 			continue
 		}
@@ -92,6 +95,7 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *trans
 		if len(b.Changes) == 0 {
 			d.metrics.backlog.Set(0)
 			d.health.progressed(0)
+			d.watchdogPing()
 			if b.LastSeq != "" && b.LastSeq != since {
 				since = b.LastSeq
 			}
@@ -119,6 +123,7 @@ func (d *Daemon) processBatch(ctx context.Context, log zerolog.Logger, proc *tra
 		prog.tick(left)
 		d.metrics.backlog.Set(float64(max(left, 0)))
 		d.health.progressed(left)
+		d.watchdogPing()
 	}
 	return pb, done, false
 }

@@ -1,0 +1,61 @@
+package daemon_test
+
+import (
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sentinel-go/couch/couchtest"
+)
+
+// TestSystemdNotify runs the daemon with NOTIFY_SOCKET on a socket the test
+// reads: it must say READY=1 once a valid config is loaded, WATCHDOG=1 while
+// the feed loop lives, and STOPPING=1 when it stops.
+func TestSystemdNotify(t *testing.T) {
+	env := couchtest.New(t)
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var mu sync.Mutex
+	var got []string
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			got = append(got, string(buf[:n]))
+			mu.Unlock()
+		}
+	}()
+	t.Setenv("NOTIFY_SOCKET", path)
+	t.Setenv("WATCHDOG_USEC", "200000") // 0.2 s: pings every 0.1 s at most
+	env.Save(t, env.MainDB, settings(map[string]any{}))
+	r := start(t, env)
+	seen := func(prefix string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range got {
+			if strings.HasPrefix(m, prefix) {
+				return true
+			}
+		}
+		return false
+	}
+	r.waitFor(t, "READY=1", func() bool { return seen("READY=1") })
+	env.Save(t, env.MainDB, map[string]any{"_id": "x"})
+	r.waitFor(t, "WATCHDOG=1", func() bool { return seen("WATCHDOG=1") })
+	r.stop(t)
+	time.Sleep(100 * time.Millisecond)
+	if !seen("STOPPING=1") {
+		t.Error("no STOPPING=1")
+	}
+}
