@@ -264,7 +264,8 @@ func (d *Daemon) reload(ctx context.Context) error {
 	}
 	// Lint problems (template syntax, misspelled disabled keys) do not stop
 	// the pipeline: the reference records a bad template on the doc at run time.
-	for _, p := range transitions.Lint(settings.Raw) {
+	_, reminderProblems := jobs.ParseReminders(settings)
+	for _, p := range append(transitions.Lint(settings.Raw), reminderProblems...) {
 		log.Warn().Str("path", p.Path).Msg(p.Message)
 	}
 	old := d.cfg.Load()

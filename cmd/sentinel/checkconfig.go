@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 
 	"sentinel-go/config"
+	"sentinel-go/schedule/jobs"
 	"sentinel-go/transitions"
 )
 
@@ -46,6 +48,10 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		raw = inner
 	}
 	problems := transitions.Check(raw, config.Translations{})
+	// Jobs' configs (reminders: cron and text expressions) are checked too.
+	_, rp := jobs.ParseReminders(config.NewSettings(raw))
+	problems = append(problems, rp...)
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Path < problems[j].Path })
 	if *asJSON {
 		if problems == nil {
 			problems = []config.Problem{}
