@@ -281,6 +281,27 @@ func (h *Hydrator) FetchHydrated(ctx context.Context, id string) (Doc, error) {
 	return h.HydrateContact(ctx, d)
 }
 
+// resolve reads the full doc of stub m (nil when it has no id or is
+// missing) and returns the copy to hydrate (the full doc, else the stub) and
+// the parent to follow: the stub's own chain, else the doc's.
+func (h *Hydrator) resolve(ctx context.Context, m Doc) (out, full Doc, next any, err error) {
+	if id, _ := m["_id"].(string); id != "" {
+		if full, err = h.get(ctx, id); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	next = m["parent"]
+	if full != nil {
+		out = jsv.CloneMap(full)
+		if next == nil {
+			next = full["parent"]
+		}
+	} else {
+		out = jsv.CloneMap(m)
+	}
+	return out, full, next, nil
+}
+
 // contact hydrates a report's or place's `contact` stub: the full contact doc
 // whose parent is the hydrated chain of the stub (or of the doc itself).
 func (h *Hydrator) contact(ctx context.Context, stub any) (any, error) {
@@ -288,24 +309,9 @@ func (h *Hydrator) contact(ctx context.Context, stub any) (any, error) {
 	if m == nil {
 		return stub, nil
 	}
-	id, _ := m["_id"].(string)
-	var full Doc
-	if id != "" {
-		d, err := h.get(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		full = d
-	}
-	var out Doc
-	if full != nil {
-		out = jsv.CloneMap(full)
-	} else {
-		out = jsv.CloneMap(m)
-	}
-	parent := m["parent"]
-	if parent == nil && full != nil {
-		parent = full["parent"]
+	out, _, parent, err := h.resolve(ctx, m)
+	if err != nil {
+		return nil, err
 	}
 	if parent != nil {
 		if err := h.load(ctx, stubIDs(parent)); err != nil {
@@ -327,30 +333,9 @@ func (h *Hydrator) lineage(ctx context.Context, stub any, depth int) (any, error
 	if m == nil || depth >= maxDepth {
 		return stub, nil
 	}
-	id, _ := m["_id"].(string)
-	var full Doc
-	if id != "" {
-		d, err := h.get(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		full = d
-	}
-	if full == nil {
-		out := jsv.CloneMap(m)
-		if p, ok := m["parent"]; ok && p != nil {
-			hp, err := h.lineage(ctx, p, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out["parent"] = hp
-		}
-		return out, nil
-	}
-	out := jsv.CloneMap(full)
-	next := m["parent"]
-	if next == nil {
-		next = full["parent"]
+	out, full, next, err := h.resolve(ctx, m)
+	if err != nil {
+		return nil, err
 	}
 	if next != nil {
 		hp, err := h.lineage(ctx, next, depth+1)
@@ -359,8 +344,10 @@ func (h *Hydrator) lineage(ctx context.Context, stub any, depth int) (any, error
 		}
 		out["parent"] = hp
 	}
-	if err := h.fillPrimaryContact(ctx, out, full); err != nil {
-		return nil, err
+	if full != nil {
+		if err := h.fillPrimaryContact(ctx, out, full); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
