@@ -403,6 +403,11 @@ func (d *Daemon) watchConfig(ctx context.Context) {
 		if b.LastSeq != "" {
 			since = b.LastSeq
 		}
+		if !changed && len(b.Changes) > 0 {
+			// Busy database, no config change: poll at most once a second
+			// instead of once per write (a reload waits ≤ 1 s more).
+			sleep(ctx, time.Second)
+		}
 		if changed {
 			log.Info().Msg("Settings or translations changed; reloading")
 			if err := d.reload(ctx); err != nil && ctx.Err() == nil {

@@ -1,0 +1,161 @@
+package couch
+
+import (
+	"context"
+	"fmt"
+)
+
+// IndexedDB is the main database with the hot lookups answered by an
+// Index once it is bootstrapped (before that, by the views). Its writes keep
+// the index current; a failed write drops the cached body of the doc.
+type IndexedDB struct {
+	*DB
+	Index *Index
+}
+
+// NewIndexedDB wraps db with a fresh (not yet bootstrapped) index.
+func NewIndexedDB(db *DB) *IndexedDB { return &IndexedDB{DB: db, Index: NewIndex()} }
+
+// Bootstrap builds the index (see Index.Bootstrap).
+func (d *IndexedDB) Bootstrap(ctx context.Context) error { return d.Index.Bootstrap(ctx, d.DB) }
+
+// Indexed reports whether lookups are answered from memory: writes the
+// caller holds back are then visible to them once Observe'd.
+func (d *IndexedDB) Indexed() bool { return d.Index.Ready() }
+
+// Observe records a doc's new version in the index (e.g. a write that is
+// held back to be sent in bulk).
+func (d *IndexedDB) Observe(doc Doc) { d.Index.Observe(doc) }
+
+// docs returns the docs of ids in order: cached bodies, the rest read in
+// one request (ids that no longer exist are skipped).
+func (d *IndexedDB) docs(ctx context.Context, ids []string) ([]Doc, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	got, err := d.GetMany(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Doc, 0, len(ids))
+	for _, id := range ids {
+		if doc, ok := got[id]; ok {
+			out = append(out, doc)
+		}
+	}
+	return out, nil
+}
+
+// ContactsByPhone returns contacts whose phone is exactly phone.
+func (d *IndexedDB) ContactsByPhone(ctx context.Context, phone string) ([]Doc, error) {
+	if !d.Indexed() {
+		return d.DB.ContactsByPhone(ctx, phone)
+	}
+	return d.docs(ctx, d.Index.PhoneIDs(phone))
+}
+
+// ContactsByShortcode returns contacts whose patient_id or place_id is code.
+func (d *IndexedDB) ContactsByShortcode(ctx context.Context, code string) ([]Doc, error) {
+	if !d.Indexed() {
+		return d.DB.ContactsByShortcode(ctx, code)
+	}
+	return d.docs(ctx, d.Index.ShortcodeIDs(code))
+}
+
+// ContactsByRCCode returns contacts whose upper-cased rc_code is code.
+func (d *IndexedDB) ContactsByRCCode(ctx context.Context, code string) ([]Doc, error) {
+	if !d.Indexed() {
+		return d.DB.ContactsByRCCode(ctx, code)
+	}
+	return d.docs(ctx, d.Index.RCCodeIDs(code))
+}
+
+// UsedShortcodes returns which of codes any doc holds.
+func (d *IndexedDB) UsedShortcodes(ctx context.Context, codes []string) (map[string]bool, error) {
+	if !d.Indexed() {
+		return d.DB.UsedShortcodes(ctx, codes)
+	}
+	return d.Index.Used(codes), nil
+}
+
+// Get reads a doc, from the cache when it holds it.
+func (d *IndexedDB) Get(ctx context.Context, id string) (Doc, error) {
+	if doc, ok := d.Index.Doc(id); ok {
+		return doc, nil
+	}
+	if !d.Index.MayExist(id) {
+		return nil, fmt.Errorf("get %s (db %s): %w", id, d.Name(), ErrNotFound)
+	}
+	doc, err := d.DB.Get(ctx, id)
+	if err == nil && cachedDoc(doc) {
+		d.Index.Observe(doc)
+	}
+	return doc, err
+}
+
+// GetMany reads docs by id, cached ones from memory.
+func (d *IndexedDB) GetMany(ctx context.Context, ids []string) (map[string]Doc, error) {
+	out := make(map[string]Doc, len(ids))
+	var missing []string
+	for _, id := range ids {
+		if doc, ok := d.Index.Doc(id); ok {
+			out[id] = doc
+		} else if d.Index.MayExist(id) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	got, err := d.DB.GetMany(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for id, doc := range got {
+		if cachedDoc(doc) {
+			d.Index.Observe(doc)
+		}
+		out[id] = doc
+	}
+	return out, nil
+}
+
+// Put writes doc and records it.
+func (d *IndexedDB) Put(ctx context.Context, doc Doc) error {
+	err := d.DB.Put(ctx, doc)
+	d.afterWrite(doc, err)
+	return err
+}
+
+// Create saves a new doc and records it.
+func (d *IndexedDB) Create(ctx context.Context, doc Doc) (string, error) {
+	id, err := d.DB.Create(ctx, doc)
+	d.afterWrite(doc, err)
+	return id, err
+}
+
+// BulkDocs writes docs in one request and records those written.
+func (d *IndexedDB) BulkDocs(ctx context.Context, docs []Doc) ([]BulkResult, error) {
+	res, err := d.DB.BulkDocs(ctx, docs)
+	if err != nil {
+		return res, err
+	}
+	for i, r := range res {
+		if i < len(docs) {
+			d.afterWrite(docs[i], r.Err)
+		}
+	}
+	return res, nil
+}
+
+func (d *IndexedDB) afterWrite(doc Doc, err error) {
+	id, _ := doc["_id"].(string)
+	switch {
+	case err == nil:
+		d.Index.Observe(doc)
+	case id != "":
+		// A 409 means the cached body was stale; any other failure leaves
+		// the doc's state unknown (the write may have happened).
+		d.Index.Forget(id)
+	}
+}
