@@ -25,8 +25,9 @@ const maxAttempts = 5
 // each finished change. It pauses while no valid config is loaded.
 func (d *Daemon) follow(ctx context.Context) {
 	log := d.log.With().Str("component", "feed").Logger()
+	main := couch.NewIndexedDB(d.client.Main)
 	proc := &transitions.Processor{
-		Main: d.client.Main, Sentinel: d.client.Sentinel, Log: d.log.With().Str("component", "transitions").Logger(),
+		Main: main, Sentinel: d.client.Sentinel, Log: d.log.With().Str("component", "transitions").Logger(),
 		Location: d.opts.Location, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}), Dups: d.dups, Secrets: d.secrets, Observer: d.metrics,
 	}
 	cp := couch.NewCheckpoint(d.client.Sentinel)
@@ -52,13 +53,20 @@ func (d *Daemon) follow(ctx context.Context) {
 		}); err != nil {
 			return
 		}
+		if !main.Indexed() {
+			started := time.Now()
+			if err := d.retry(ctx, "build the lookup index", main.Bootstrap); err != nil {
+				return
+			}
+			log.Info().Dur("took", time.Since(started)).Msg("Lookup index built (contacts, shortcodes)")
+		}
 		log.Info().Str("seq", since).Msg("Following changes")
-		d.followFrom(ctx, log, proc, cp, since)
+		d.followFrom(ctx, log, proc, main, cp, since)
 	}
 }
 
 // followFrom reads batches until ctx ends or the config becomes invalid.
-func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *transitions.Processor, cp *couch.Checkpoint, since string) {
+func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *transitions.Processor, main *couch.IndexedDB, cp *couch.Checkpoint, since string) {
 	wait := time.Second
 	prog := newProgress(log)
 	for ctx.Err() == nil {
@@ -80,11 +88,21 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *trans
 			continue
 		}
 		wait = time.Second
+		// The index sees every doc of the batch before any is processed, as a
+		// view queried then would.
+		for _, ch := range b.Changes {
+			switch {
+			case ch.Deleted:
+				main.Index.Remove(ch.ID)
+			case ch.Doc != nil && !transitions.Ignored(ch.ID):
+				main.Observe(ch.Doc)
+			}
+		}
 		pb, done, stopped := d.processBatch(ctx, log, proc, b, prog)
 		d.markFeedStarted()
 		if done != "" {
 			// The info docs of the batch are written before its checkpoint.
-			if err := d.flushAndCheckpoint(ctx, proc, pb, cp, done); err != nil {
+			if err := d.flushAndCheckpoint(ctx, log, proc, pb, cp, done); err != nil {
 				return
 			}
 			since = done
@@ -129,16 +147,36 @@ func (d *Daemon) processBatch(ctx context.Context, log zerolog.Logger, proc *tra
 }
 
 // flushAndCheckpoint writes the batch's pending info docs, then the checkpoint.
-func (d *Daemon) flushAndCheckpoint(ctx context.Context, proc *transitions.Processor, pb *transitions.Batch, cp *couch.Checkpoint, seq string) error {
+// Changes whose held-back writes failed (Redo) are processed again one at a
+// time before the checkpoint.
+func (d *Daemon) flushAndCheckpoint(ctx context.Context, log zerolog.Logger, proc *transitions.Processor, pb *transitions.Batch, cp *couch.Checkpoint, seq string) error {
+	if err := d.flush(ctx, proc, pb); err != nil {
+		return err
+	}
+	if redo := pb.Redo(); len(redo) > 0 {
+		rb := proc.NewBatch(ctx, redo)
+		rb.OneByOne()
+		for _, ch := range redo {
+			if !d.handle(ctx, log, proc, rb, ch) {
+				return ctx.Err()
+			}
+		}
+		if err := d.flush(ctx, proc, rb); err != nil {
+			return err
+		}
+	}
+	return d.writeCheckpoint(ctx, cp, seq)
+}
+
+// flush writes what a batch holds back, retrying while the server fails.
+func (d *Daemon) flush(ctx context.Context, proc *transitions.Processor, pb *transitions.Batch) error {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
 	err := proc.Flush(pctx, pb)
 	cancel()
 	if err != nil {
-		if rerr := d.retry(ctx, "write info docs", func(ctx context.Context) error { return proc.Flush(ctx, pb) }); rerr != nil {
-			return rerr
-		}
+		return d.retry(ctx, "write the batch", func(ctx context.Context) error { return proc.Flush(ctx, pb) })
 	}
-	return d.writeCheckpoint(ctx, cp, seq)
+	return nil
 }
 
 // writeCheckpoint stores seq, retrying on server errors; it only gives up

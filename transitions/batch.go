@@ -1,8 +1,11 @@
 package transitions
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	"sentinel-go/couch"
 	"sentinel-go/jsv"
@@ -12,15 +15,74 @@ import (
 func jsvClone(d Doc) Doc { return jsv.CloneMap(d) }
 
 // Batch is the state shared by the changes of one feed batch: their info
-// docs read in one request, the info docs to write together before the
-// batch is checkpointed, and a hydration cache that the batch's own writes
-// keep current.
+// docs read in one request, a hydration cache that the batch's own writes
+// keep current, and the writes held back to be sent in bulk.
+//
+// Group commit. When the main store answers its hot lookups from an index
+// that sees held-back writes (DeferringStore), the save of each changed doc
+// and the docs its transitions create are held back, and Flush writes them
+// for the whole batch in four bulk requests, in the order the one-change
+// path uses: the journals (info docs with the pending record), the created
+// docs, the changed docs, the final info docs. Until then the batch's reads
+// (Get, GetMany, the indexed lookups) see the held-back versions; anything
+// that would let the server see a different state first commits what is
+// held back: another write, a sentinel-db write, a view query. So every
+// change reads exactly what it would read if each change had been saved
+// before the next one started. A change whose held-back save fails (a 409
+// from a concurrent writer, a rejected doc) has its journal cleared and is
+// handed back by Redo, to be processed again one at a time; a change replayed
+// after a crash (its journal found) is processed one at a time from the start.
 type Batch struct {
+	p        *Processor
 	infos    map[string]Doc // doc id → info doc as last read or written; nil: none exists
 	pending  []Doc          // info docs to write at Flush
 	hydrator *lineage.Hydrator
 	store    *batchStore
 	sentinel *batchInfoStore
+
+	group   bool           // writes may be held back
+	cur     *current       // the change being processed
+	overlay map[string]Doc // id → held-back version (what reads see)
+	held    []*heldChange  // changes whose save is held back, in order
+	redo    []couch.Change // changes to process again, one at a time
+}
+
+// current is what the batch knows of the change in hand.
+type current struct {
+	id       string
+	oneByOne bool  // write through (replayed change, or a commit happened mid-change)
+	creates  []Doc // created docs held back
+}
+
+// heldChange is a changed doc whose writes are held back.
+type heldChange struct {
+	change  couch.Change
+	info    Doc            // info doc as read (before the journal)
+	records map[string]any // transitions records to write
+	rev     string         // revision processed
+	doc     Doc            // minified doc to save (with _rev = rev)
+	raw     Doc            // doc as read, for the observer's message count
+	creates []Doc
+	state   heldState
+}
+
+type heldState int
+
+const (
+	heldNew       heldState = iota // nothing written
+	heldJournaled                  // journal written
+	heldCreated                    // created docs written
+	heldSaved                      // doc saved
+	heldDone                       // final info written
+	heldRedo                       // handed back to Redo
+)
+
+// DeferringStore is a main store whose hot lookups (contacts by phone,
+// shortcode or rc_code, taken shortcodes, doc existence) see a doc once it
+// is Observe'd, before it is written: the batch can then hold writes back.
+type DeferringStore interface {
+	Indexed() bool
+	Observe(doc Doc)
 }
 
 // infoGetter and infoBulk are the sentinel-db calls that make batches cheap;
@@ -37,10 +99,14 @@ type infoBulk interface {
 // request (when the store can), and the docs read with the feed seed the
 // hydration cache. A failed preload only costs reads later.
 func (p *Processor) NewBatch(ctx context.Context, changes []couch.Change) *Batch {
-	b := &Batch{infos: map[string]Doc{}}
+	b := &Batch{p: p, infos: map[string]Doc{}, overlay: map[string]Doc{}}
 	b.store = &batchStore{Store: p.Main, b: b}
 	b.sentinel = &batchInfoStore{InfoStore: p.Sentinel, b: b}
 	b.hydrator = lineage.New(b.store)
+	if ds, ok := p.Main.(DeferringStore); ok && ds.Indexed() {
+		_, bulk := p.Sentinel.(infoBulk)
+		b.group = bulk
+	}
 	var ids []string
 	for _, ch := range changes {
 		if Ignored(ch.ID) || ch.Deleted {
@@ -64,6 +130,49 @@ func (p *Processor) NewBatch(ctx context.Context, changes []couch.Change) *Batch
 	return b
 }
 
+// OneByOne makes every change of the batch write through (no group commit).
+func (b *Batch) OneByOne() { b.group = false }
+
+// Redo returns (and forgets) the changes whose held-back writes failed at
+// Flush: they must be processed again, one at a time, before the batch's
+// checkpoint.
+func (b *Batch) Redo() []couch.Change {
+	r := b.redo
+	b.redo = nil
+	return r
+}
+
+// begin starts a change; oneByOne forces it to write through.
+func (b *Batch) begin(id string, oneByOne bool) {
+	b.cur = &current{id: id, oneByOne: oneByOne || !b.group}
+}
+
+// holding reports whether the change in hand may hold its writes back.
+func (b *Batch) holding() bool { return b.cur != nil && !b.cur.oneByOne }
+
+// abandon drops what the change in hand held back (it failed and is retried).
+func (b *Batch) abandon() {
+	if b.cur == nil {
+		return
+	}
+	for _, d := range b.cur.creates {
+		delete(b.overlay, jsv.String(d["_id"]))
+	}
+	b.cur = nil
+}
+
+// hold records the change in hand's save, to be written at Flush.
+func (b *Batch) hold(h *heldChange) {
+	h.creates = b.cur.creates
+	b.cur = nil
+	b.held = append(b.held, h)
+	b.overlay[h.change.ID] = jsv.CloneMap(h.doc)
+	b.hydrator.Forget(h.change.ID)
+	if ds, ok := b.p.Main.(DeferringStore); ok {
+		ds.Observe(h.doc)
+	}
+}
+
 func (b *Batch) queueInfo(info Doc) {
 	id, _ := info["doc_id"].(string)
 	b.infos[id] = info
@@ -76,11 +185,235 @@ func (b *Batch) forget(id string) {
 	delete(b.infos, id)
 }
 
-// Flush writes the queued info docs (one bulk request when the store can);
-// a conflicting one is re-read and re-applied. The batch may be checkpointed
-// only after Flush succeeds.
+// writeThrough is called before any write or query the held-back writes
+// must precede: it commits them, and the change in hand writes through
+// from now on (its held-back creates are written now, as they would have
+// been one change at a time).
+func (b *Batch) writeThrough(ctx context.Context) error {
+	if err := b.p.commit(ctx, b); err != nil {
+		return err
+	}
+	if b.cur == nil || b.cur.oneByOne {
+		return nil
+	}
+	creates := b.cur.creates
+	b.cur.creates = nil
+	b.cur.oneByOne = true
+	for _, d := range creates {
+		delete(b.overlay, jsv.String(d["_id"]))
+		if _, err := b.p.Main.Create(ctx, d); err != nil && !IsConflict(err) {
+			return fmt.Errorf("create %v: %w", d["_id"], err)
+		}
+	}
+	return nil
+}
+
+// Flush writes what the batch holds back and the queued info docs (bulk
+// requests when the stores can); a conflicting info doc is re-read and
+// re-applied. The batch may be checkpointed only after Flush succeeds and
+// the changes of Redo are processed.
 func (p *Processor) Flush(ctx context.Context, b *Batch) error {
-	pending := b.pending
+	if err := p.commit(ctx, b); err != nil {
+		return err
+	}
+	return p.writeInfos(ctx, b, nil)
+}
+
+// commit writes the held-back changes: journals, created docs, saved docs,
+// final info docs (each step in one bulk request). It can be called again
+// after a failure: each change carries how far it got.
+func (p *Processor) commit(ctx context.Context, b *Batch) error {
+	held := b.held
+	if len(held) == 0 {
+		return nil
+	}
+	started := time.Now()
+	if err := p.commitJournals(ctx, b, held); err != nil {
+		return err
+	}
+	journaled := time.Now()
+	if err := p.commitDocs(ctx, b, held); err != nil {
+		return err
+	}
+	saved := time.Now()
+	defer func() {
+		p.Log.Debug().Int("changes", len(held)).Dur("journals", journaled.Sub(started)).Dur("docs", saved.Sub(journaled)).
+			Dur("infos", time.Since(saved)).Msg("Batch committed")
+	}()
+	var finals []Doc
+	var finalOf []*heldChange
+	for _, h := range held {
+		if h.state == heldSaved {
+			finals = append(finals, withTransitions(b.infos[h.change.ID], h.records))
+			delete(finals[len(finals)-1], pendingKey)
+			finalOf = append(finalOf, h)
+		}
+	}
+	if err := p.writeInfos(ctx, b, finals); err != nil {
+		return err
+	}
+	for _, h := range finalOf {
+		h.state = heldDone
+		p.observeMessages(h.raw, h.doc)
+	}
+	b.held = nil
+	return nil
+}
+
+// commitJournals writes the journal of each held change not yet journaled.
+func (p *Processor) commitJournals(ctx context.Context, b *Batch, held []*heldChange) error {
+	var docs []Doc
+	var of []*heldChange
+	for _, h := range held {
+		if h.state == heldNew {
+			j := jsv.CloneMap(h.info)
+			j[pendingKey] = map[string]any{"rev": h.rev, "transitions": h.records}
+			docs = append(docs, j)
+			of = append(of, h)
+		}
+	}
+	if len(docs) == 0 {
+		return nil
+	}
+	res, err := p.Sentinel.(infoBulk).BulkDocs(ctx, docs)
+	if err != nil {
+		return fmt.Errorf("write journals: %w", err)
+	}
+	for i, h := range of {
+		if i < len(res) && res[i].Err == nil {
+			b.infos[h.change.ID] = docs[i]
+			h.state = heldJournaled
+			continue
+		}
+		// Another writer touched the info doc: re-read and re-apply.
+		j, err := p.writeInfo(ctx, b, h.change.ID, h.info, func(d Doc) {
+			d[pendingKey] = map[string]any{"rev": h.rev, "transitions": h.records}
+		})
+		if err != nil {
+			return err
+		}
+		b.infos[h.change.ID] = j
+		h.state = heldJournaled
+	}
+	return nil
+}
+
+// commitDocs writes the created docs, then the saved docs of the changes
+// whose creates all succeeded. A failed write hands its change to Redo.
+func (p *Processor) commitDocs(ctx context.Context, b *Batch, held []*heldChange) error {
+	var creates []Doc
+	var createOf []*heldChange
+	for _, h := range held {
+		if h.state == heldJournaled {
+			for _, d := range h.creates {
+				creates = append(creates, d)
+				createOf = append(createOf, h)
+			}
+		}
+	}
+	if len(creates) > 0 {
+		res, err := p.Main.BulkDocs(ctx, creates)
+		if err != nil {
+			return fmt.Errorf("write created docs: %w", err)
+		}
+		for i, h := range createOf {
+			// A 409 means the doc exists (ids derive from the report's
+			// revision): what the one-change path would reuse.
+			if i < len(res) && res[i].Err != nil && !IsConflict(res[i].Err) && h.state != heldRedo {
+				p.Log.Warn().Str("doc_id", h.change.ID).Err(res[i].Err).Msg("Could not create a doc; processing the change again")
+				if err := p.unjournal(ctx, b, h); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	var docs []Doc
+	var of []*heldChange
+	for _, h := range held {
+		if h.state == heldJournaled {
+			h.state = heldCreated
+		}
+		if h.state == heldCreated {
+			docs = append(docs, jsv.CloneMap(h.doc))
+			of = append(of, h)
+		}
+	}
+	if len(docs) == 0 {
+		return nil
+	}
+	res, err := p.Main.BulkDocs(ctx, docs)
+	if err != nil {
+		return fmt.Errorf("write changed docs: %w", err)
+	}
+	for i, h := range of {
+		delete(b.overlay, h.change.ID)
+		if i < len(res) && res[i].Err == nil {
+			h.state = heldSaved
+			continue
+		}
+		var rerr error
+		if i < len(res) {
+			rerr = res[i].Err
+		}
+		if p.savedAnyway(ctx, h.doc) {
+			h.state = heldSaved // an earlier attempt's answer was lost
+			continue
+		}
+		p.Log.Info().Str("doc_id", h.change.ID).AnErr("error", rerr).Msg("Held-back save failed; processing the change again")
+		if err := p.unjournal(ctx, b, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// savedAnyway reports whether the server holds doc's content at a newer
+// revision: a save whose answer was lost (connection cut) or that a retry
+// reported as a 409. Only then is a failed save taken for done.
+func (p *Processor) savedAnyway(ctx context.Context, doc Doc) bool {
+	id, _ := doc["_id"].(string)
+	cur, err := p.Main.Get(ctx, id)
+	if err != nil || cur["_rev"] == doc["_rev"] {
+		return false
+	}
+	return sameContent(cur, doc)
+}
+
+// sameContent compares two docs without their revisions.
+func sameContent(a, b Doc) bool {
+	strip := func(d Doc) ([]byte, error) {
+		c := make(Doc, len(d))
+		for k, v := range d {
+			if k != "_rev" && k != "_revisions" {
+				c[k] = v
+			}
+		}
+		return json.Marshal(c)
+	}
+	ja, err1 := strip(a)
+	jb, err2 := strip(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
+
+// unjournal clears the journal of a change whose save did not happen and
+// hands the change to Redo.
+func (p *Processor) unjournal(ctx context.Context, b *Batch, h *heldChange) error {
+	if _, err := p.writeInfo(ctx, b, h.change.ID, b.infos[h.change.ID], func(d Doc) { delete(d, pendingKey) }); err != nil {
+		return err
+	}
+	h.state = heldRedo
+	delete(b.overlay, h.change.ID)
+	b.hydrator.Forget(h.change.ID)
+	ch := h.change
+	ch.Doc = nil // read again
+	b.redo = append(b.redo, ch)
+	return nil
+}
+
+// writeInfos writes docs and the queued info docs in one bulk request when
+// the store can; a conflicting one is re-read and its transitions re-applied.
+func (p *Processor) writeInfos(ctx context.Context, b *Batch, docs []Doc) error {
+	pending := append(docs, b.pending...)
 	b.pending = nil
 	if len(pending) == 0 {
 		return nil
@@ -93,8 +426,13 @@ func (p *Processor) Flush(ctx context.Context, b *Batch) error {
 			return fmt.Errorf("write info docs: %w", err)
 		}
 		for i, r := range res {
-			if r.Err != nil && i < len(pending) {
+			if i >= len(pending) {
+				break
+			}
+			if r.Err != nil {
 				retry = append(retry, pending[i])
+			} else if id, _ := pending[i]["doc_id"].(string); id != "" {
+				b.infos[id] = pending[i]
 			}
 		}
 	} else {
@@ -107,7 +445,7 @@ func (p *Processor) Flush(ctx context.Context, b *Batch) error {
 		if err != nil {
 			return fmt.Errorf("write info doc %s: %w", id, err)
 		}
-		if _, has := cur["transitions"]; has && cur["_rev"] != info["_rev"] {
+		if _, has := cur["transitions"]; has && cur["_rev"] != info["_rev"] && cur[pendingKey] == nil {
 			continue // processed meanwhile: its record stands
 		}
 		if err := p.saveInfo(ctx, b, id, cur, records); err != nil {
@@ -117,15 +455,52 @@ func (p *Processor) Flush(ctx context.Context, b *Batch) error {
 	return nil
 }
 
-// batchStore is the main db as the transitions of a batch see it: every
-// write also refreshes the batch's hydration cache, so that a later change
-// of the batch hydrates with what an earlier one wrote.
+// batchStore is the main db as the transitions of a batch see it: held-back
+// writes are read back, every write refreshes the hydration cache, and
+// anything the held-back writes must precede commits them first.
 type batchStore struct {
 	Store
 	b *Batch
 }
 
+// Get reads a doc, the held-back version first.
+func (s *batchStore) Get(ctx context.Context, id string) (Doc, error) {
+	if d, ok := s.b.overlay[id]; ok {
+		return jsv.CloneMap(d), nil
+	}
+	return s.Store.Get(ctx, id)
+}
+
+// GetMany reads docs, the held-back versions first.
+func (s *batchStore) GetMany(ctx context.Context, ids []string) (map[string]Doc, error) {
+	if len(s.b.overlay) == 0 {
+		return s.Store.GetMany(ctx, ids)
+	}
+	out := map[string]Doc{}
+	var rest []string
+	for _, id := range ids {
+		if d, ok := s.b.overlay[id]; ok {
+			out[id] = jsv.CloneMap(d)
+		} else {
+			rest = append(rest, id)
+		}
+	}
+	if len(rest) > 0 {
+		got, err := s.Store.GetMany(ctx, rest)
+		if err != nil {
+			return nil, err
+		}
+		for id, d := range got {
+			out[id] = d
+		}
+	}
+	return out, nil
+}
+
 func (s *batchStore) Put(ctx context.Context, doc Doc) error {
+	if err := s.b.writeThrough(ctx); err != nil {
+		return err
+	}
 	err := s.Store.Put(ctx, doc)
 	if id, _ := doc["_id"].(string); id != "" {
 		s.b.hydrator.Forget(id)
@@ -134,6 +509,9 @@ func (s *batchStore) Put(ctx context.Context, doc Doc) error {
 }
 
 func (s *batchStore) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error) {
+	if err := s.b.writeThrough(ctx); err != nil {
+		return nil, err
+	}
 	res, err := s.Store.BulkDocs(ctx, docs)
 	for _, d := range docs {
 		if id, _ := d["_id"].(string); id != "" {
@@ -143,12 +521,63 @@ func (s *batchStore) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.Bu
 	return res, err
 }
 
+// Create holds a new doc with its own id back when the change may; it
+// cannot conflict then (ids of created docs derive from the report's id and
+// revision, and a change replayed after a crash writes through).
 func (s *batchStore) Create(ctx context.Context, doc Doc) (string, error) {
+	if id, _ := doc["_id"].(string); id != "" && s.b.holding() {
+		s.b.cur.creates = append(s.b.cur.creates, doc)
+		s.b.overlay[id] = jsv.CloneMap(doc)
+		s.b.hydrator.Forget(id)
+		s.Store.(DeferringStore).Observe(doc)
+		return id, nil
+	}
+	if err := s.b.writeThrough(ctx); err != nil {
+		return "", err
+	}
 	id, err := s.Store.Create(ctx, doc)
 	if id != "" {
 		s.b.hydrator.Forget(id)
 	}
 	return id, err
+}
+
+// The view queries below are not answered by the index: the held-back
+// writes are committed first, so that the view sees them.
+
+func (s *batchStore) ReportsBySubject(ctx context.Context, ids []string) ([]Doc, error) {
+	if err := s.b.writeThrough(ctx); err != nil {
+		return nil, err
+	}
+	return s.Store.ReportsBySubject(ctx, ids)
+}
+
+func (s *batchStore) ReportsByFreetext(ctx context.Context, term string) ([]couch.FreetextReport, error) {
+	if err := s.b.writeThrough(ctx); err != nil {
+		return nil, err
+	}
+	return s.Store.ReportsByFreetext(ctx, term)
+}
+
+func (s *batchStore) DescendantIDs(ctx context.Context, ancestorID string) ([]string, error) {
+	if err := s.b.writeThrough(ctx); err != nil {
+		return nil, err
+	}
+	return s.Store.DescendantIDs(ctx, ancestorID)
+}
+
+func (s *batchStore) ReportsByDate(ctx context.Context, forms []string, start, end float64) ([]Doc, error) {
+	if err := s.b.writeThrough(ctx); err != nil {
+		return nil, err
+	}
+	return s.Store.ReportsByDate(ctx, forms, start, end)
+}
+
+func (s *batchStore) ReportsByFormAndParent(ctx context.Context, form, parentID string) ([]Doc, error) {
+	if err := s.b.writeThrough(ctx); err != nil {
+		return nil, err
+	}
+	return s.Store.ReportsByFormAndParent(ctx, form, parentID)
 }
 
 // batchInfoStore is the sentinel db as the transitions of a batch see it: an
@@ -160,6 +589,9 @@ type batchInfoStore struct {
 }
 
 func (s *batchInfoStore) Put(ctx context.Context, doc Doc) error {
+	if err := s.b.writeThrough(ctx); err != nil {
+		return err
+	}
 	err := s.InfoStore.Put(ctx, doc)
 	if id, _ := doc["_id"].(string); len(id) > len("-info") && id[len(id)-len("-info"):] == "-info" {
 		docID := id[:len(id)-len("-info")]

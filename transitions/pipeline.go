@@ -97,7 +97,20 @@ func (p *Processor) Process(ctx context.Context, cfg *Config, ch couch.Change) (
 	if err != nil {
 		return out, err
 	}
-	return out, p.Flush(ctx, b)
+	if err := p.Flush(ctx, b); err != nil {
+		return out, err
+	}
+	for _, r := range b.Redo() {
+		rb := p.NewBatch(ctx, []couch.Change{r})
+		rb.OneByOne()
+		if out, err = p.ProcessIn(ctx, rb, cfg, r); err != nil {
+			return out, err
+		}
+		if err := p.Flush(ctx, rb); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }
 
 // ProcessIn runs the enabled transitions on the doc of change ch (the doc
@@ -143,6 +156,15 @@ func (p *Processor) ProcessIn(ctx context.Context, b *Batch, cfg *Config, ch cou
 }
 
 func (p *Processor) processOnce(ctx context.Context, b *Batch, cfg *Config, ch couch.Change, raw Doc) (Outcome, error) {
+	out, err := p.processHeld(ctx, b, cfg, ch, raw)
+	if err != nil {
+		b.abandon()
+	}
+	b.cur = nil
+	return out, err
+}
+
+func (p *Processor) processHeld(ctx context.Context, b *Batch, cfg *Config, ch couch.Change, raw Doc) (Outcome, error) {
 	doc := jsv.CloneMap(raw)
 	rev, _ := doc["_rev"].(string)
 	info, err := p.info(ctx, b, ch.ID)
@@ -158,9 +180,13 @@ func (p *Processor) processOnce(ctx context.Context, b *Batch, cfg *Config, ch c
 			return Outcome{Skipped: "CHT API is still running transitions on this doc"}, nil
 		}
 	}
+	// A journal at this very revision means a crash interrupted a save: the
+	// change is replayed one write at a time (its created docs may exist).
+	replay := jsv.Map(info[pendingKey]) != nil && jsv.Map(info[pendingKey])["rev"] == rev
 	if info, err = p.resolvePending(ctx, b, ch.ID, info, rev); err != nil {
 		return Outcome{}, err
 	}
+	b.begin(ch.ID, replay)
 	_, hadTransitions := info["transitions"]
 	h := b.hydrator
 	if err := h.Hydrate(ctx, doc); err != nil {
@@ -215,10 +241,22 @@ func (p *Processor) processOnce(ctx context.Context, b *Batch, cfg *Config, ch c
 		}
 	}
 	if !out.Changed {
+		if b.cur != nil && len(b.cur.creates) > 0 {
+			// Created docs without a doc save: written now, as one at a time.
+			if err := b.writeThrough(ctx); err != nil {
+				return Outcome{}, err
+			}
+		}
 		if !hadTransitions {
 			// "Processed, nothing applied": written with the batch, before its checkpoint.
 			b.queueInfo(withTransitions(info, map[string]any{}))
 		}
+		return out, nil
+	}
+	saved := lineage.Minify(doc)
+	saved["_rev"] = rev
+	if b.holding() {
+		b.hold(&heldChange{change: ch, info: info, records: records, rev: rev, doc: saved, raw: raw})
 		return out, nil
 	}
 	// Journal first: a crash between the doc's save and the info doc's would
@@ -231,9 +269,7 @@ func (p *Processor) processOnce(ctx context.Context, b *Batch, cfg *Config, ch c
 	if err != nil {
 		return Outcome{}, err
 	}
-	saved := lineage.Minify(doc)
-	saved["_rev"] = rev
-	if err := b.store.Put(ctx, saved); err != nil {
+	if err := b.store.Put(ctx, saved); err != nil && !p.savedAnyway(ctx, saved) {
 		// Not saved: the journal must not be taken for done work.
 		if _, cerr := p.writeInfo(ctx, b, ch.ID, journaled, func(d Doc) { delete(d, pendingKey) }); cerr != nil {
 			p.Log.Warn().Str("doc_id", ch.ID).Err(cerr).Msg("Could not clear the pending record of an unsaved change")
