@@ -101,6 +101,12 @@ func TestExplainGolden(t *testing.T) {
 			})
 		}
 	}
+	t.Run("missing doc", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		if code := explainCmd(ctx, []string{"--couch-url", env.URL, "no-such-doc"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no doc") {
+			t.Errorf("exit %d, stderr %q", code, errOut.String())
+		}
+	})
 	after := [2]any{updateSeq(t, env.Server, env.MainDB), updateSeq(t, env.Server, env.MainDB+"-sentinel")}
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Errorf("explain wrote to the databases: update_seq %v → %v", before, after)
@@ -154,4 +160,31 @@ func normalizeExplain(s string) string {
 	}
 	s = revPattern.ReplaceAllString(s, "REV")
 	return uuidPattern.ReplaceAllString(s, "UUID")
+}
+
+func TestExplainUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"no doc id", []string{"--couch-url", "http://127.0.0.1:1/medic"}, 2},
+		{"two doc ids", []string{"--couch-url", "http://127.0.0.1:1/medic", "a", "b"}, 2},
+		{"bad flag", []string{"--nope", "a"}, 2},
+		{"bad url", []string{"--couch-url", "ftp://x/medic", "a"}, 2},
+		{"help", []string{"--help"}, 0},
+	}
+	t.Setenv("COUCH_URL", "")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := explainCmd(context.Background(), tt.args, &out, &errOut); code != tt.want {
+				t.Errorf("exit %d, want %d (stderr %q)", code, tt.want, errOut.String())
+			}
+		})
+	}
+	var out, errOut bytes.Buffer
+	if code := explainCmd(context.Background(), []string{"doc"}, &out, &errOut); code != 2 {
+		t.Errorf("no COUCH_URL: exit %d", code)
+	}
 }

@@ -26,7 +26,8 @@ const usage = `sentinel-go: runs CHT Sentinel transitions on a CouchDB database.
 
 Usage:
   sentinel [flags]                      run the daemon
-  sentinel check-config [--json] FILE   validate an app_settings file offline (exit 0 valid, 1 not)
+  sentinel check-config [--json] [--translations DIR_OR_FILE] FILE
+                                        validate an app_settings file offline (exit 0 valid, 1 not)
   sentinel explain [--json] DOCID       show what the transitions would do to a doc, writing nothing
 
 Environment (flags override):
