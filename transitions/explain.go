@@ -36,6 +36,13 @@ type FilterExplainer interface {
 	WhyNot(env *Env, c *Change) string
 }
 
+// DryRunner is implemented by transitions whose Run has effects outside the
+// databases (HTTP pushes): Explain calls DryRun instead of Run, which says
+// what Run would do and changes nothing.
+type DryRunner interface {
+	DryRun(ctx context.Context, env *Env, c *Change) (would []string, err error)
+}
+
 // genericReasons say what the filters of the transitions without a WhyNot
 // check, for `sentinel explain`.
 var genericReasons = map[string]string{
@@ -108,6 +115,8 @@ type TransitionOutcome struct {
 	Changed bool `json:"changed"`
 	// Error is the failure it would record on the doc.
 	Error string `json:"error,omitempty"`
+	// Would describes effects outside the databases that were not carried out.
+	Would []string `json:"would,omitempty"`
 }
 
 // ExprOutcome is one evaluated bool_expr.
@@ -248,6 +257,15 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 		out.Filter = &matched
 		if !matched {
 			out.WhyNot = whyNot(env, t, c)
+			ex.Transitions = append(ex.Transitions, out)
+			continue
+		}
+		if dr, ok := t.(DryRunner); ok {
+			if out.Would, err = dr.DryRun(ctx, env, c); err != nil {
+				// As the pipeline records a failed Run.
+				messages.AddError(doc, name+"_error", "Transition error on "+name+": "+err.Error())
+				out.Error = err.Error()
+			}
 			ex.Transitions = append(ex.Transitions, out)
 			continue
 		}

@@ -2,7 +2,11 @@ package transitions
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"sentinel-go/config"
@@ -176,5 +180,43 @@ func TestExplainMissingDoc(t *testing.T) {
 	_, err := Explain(context.Background(), ExplainOptions{Config: cfg, Main: newMemStore(), Sentinel: newMemStore(), DocID: "nope"})
 	if !IsNotFound(err) {
 		t.Errorf("got %v, want not found", err)
+	}
+}
+
+// TestExplainSendsNoOutboundPush: mark_for_outbound is described, never run.
+func TestExplainSendsNoOutboundPush(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+	}))
+	defer srv.Close()
+	cfg := Load(map[string]any{"transitions": map[string]any{"mark_for_outbound": true},
+		"outbound": map[string]any{
+			"yes": mfoPush(srv.URL, "/in", "doc.form === 'test'", map[string]any{"id": "doc._id"}, nil),
+			"no":  mfoPush(srv.URL, "/in", "false", map[string]any{"id": "doc._id"}, nil),
+		}}, config.Translations{})
+	if !cfg.Valid() {
+		t.Fatal(cfg.ErrorSummary())
+	}
+	main := newMemStore(Doc{"_id": "r1", "type": "data_record", "form": "test"})
+	sentinel := newMemStore()
+	ex, err := Explain(context.Background(), ExplainOptions{Config: cfg, Main: main, Sentinel: sentinel, DocID: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hits.Load() != 0 {
+		t.Errorf("explain sent %d requests", hits.Load())
+	}
+	var would []string
+	for _, o := range ex.Transitions {
+		if o.Name == "mark_for_outbound" {
+			would = o.Would
+		}
+	}
+	if len(would) != 2 || !strings.Contains(strings.Join(would, "\n"), `"yes": relevant; would be sent now`) {
+		t.Errorf("would: %q", would)
+	}
+	if _, err := sentinel.Get(context.Background(), "task:outbound:r1"); !IsNotFound(err) {
+		t.Errorf("an outbound task was written: %v", err)
 	}
 }

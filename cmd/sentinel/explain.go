@@ -130,12 +130,17 @@ func writeExplanation(w io.Writer, ex *transitions.Explanation) {
 			what = "filter false: " + t.WhyNot
 		case t.Error != "":
 			what = "filter true; failed: " + t.Error
+		case len(t.Would) > 0:
+			what = "filter true; not run (it acts outside the databases):"
 		case t.Changed:
 			what = "filter true; ran: changed the doc"
 		default:
 			what = "filter true; ran: changed nothing"
 		}
 		fmt.Fprintf(w, "  %-*s  %s\n", width, t.Name, what)
+		for _, s := range t.Would {
+			fmt.Fprintf(w, "  %-*s    %s\n", width, "", s)
+		}
 		for _, e := range t.Exprs {
 			val := fmt.Sprint(e.Value)
 			if e.Error != "" {
