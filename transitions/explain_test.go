@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"sentinel-go/config"
 	"sentinel-go/couch"
@@ -218,5 +219,71 @@ func TestExplainSendsNoOutboundPush(t *testing.T) {
 	}
 	if _, err := sentinel.Get(context.Background(), "task:outbound:r1"); !IsNotFound(err) {
 		t.Errorf("an outbound task was written: %v", err)
+	}
+}
+
+func TestWhyNot(t *testing.T) {
+	settings := map[string]any{
+		"transitions": map[string]any{"update_clinics": true, "registration": true, "accept_patient_reports": true,
+			"default_responses": true, "muting": true, "update_notifications": true, "multi_report_alerts": true,
+			"conditional_alerts": true},
+		"forms":                map[string]any{"R": map[string]any{}, "V": map[string]any{}},
+		"registrations":        []any{map[string]any{"form": "R"}},
+		"patient_reports":      []any{map[string]any{"form": "V"}},
+		"default_responses":    map[string]any{"start_date": "2025-01-01"},
+		"muting":               map[string]any{"mute_forms": []any{"M"}},
+		"notifications":        map[string]any{"on_form": "ON", "off_form": "OFF"},
+		"multi_report_alerts":  []any{},
+		"alerts":               []any{},
+		"contact_types":        []any{map[string]any{"id": "person", "person": true}},
+		"update_notifications": map[string]any{},
+	}
+	cfg := Load(settings, nil)
+	if !cfg.Valid() {
+		t.Fatal(cfg.ErrorSummary())
+	}
+	env := &Env{Config: cfg, Location: time.UTC}
+	byName := map[string]Transition{}
+	for _, tr := range cfg.Transitions {
+		byName[tr.Name()] = tr
+	}
+	ran := map[string]any{"transitions": map[string]any{"registration": map[string]any{}, "accept_patient_reports": map[string]any{}}}
+	tests := []struct {
+		transition string
+		doc        Doc
+		info       Doc
+		want       string
+	}{
+		{"update_clinics", Doc{"type": "data_record", "contact": map[string]any{}}, nil, "already has a contact"},
+		{"update_clinics", Doc{"type": "person"}, nil, "not a report"},
+		{"registration", Doc{"type": "data_record", "form": "X"}, nil, `form "X" matches no registrations[].form`},
+		{"registration", Doc{"type": "data_record", "form": "R"}, ran, "already ran"},
+		{"registration", Doc{"type": "data_record", "form": "R"}, nil, "sender is unknown"},
+		{"accept_patient_reports", Doc{"type": "data_record", "form": "V"}, nil, "no reported_date"},
+		{"accept_patient_reports", Doc{"type": "data_record", "form": "X", "reported_date": 1.0}, nil, "matches no patient_reports"},
+		{"accept_patient_reports", Doc{"type": "data_record", "form": "V", "reported_date": 1.0}, ran, "already ran"},
+		{"accept_patient_reports", Doc{"type": "data_record", "form": "Q", "reported_date": 1.0, "content_type": "sms"}, nil, "matches no patient_reports"},
+		{"default_responses", Doc{"type": "data_record"}, nil, "no `from`"},
+		{"default_responses", Doc{"type": "data_record", "from": "1", "reported_date": 1.0}, nil, "not after default_responses.start_date 2025-01-01"},
+		{"muting", Doc{"type": "data_record", "form": "X"}, nil, "neither muting.mute_forms"},
+		{"muting", Doc{"type": "thing"}, nil, "neither a report nor a contact"},
+		{"update_notifications", Doc{"type": "data_record", "form": "X"}, nil, `form "X" is not in settings.forms`},
+		{"multi_report_alerts", Doc{"type": "data_record"}, nil, "no form"},
+		{"conditional_alerts", Doc{"type": "data_record", "form": "R"}, nil, "sender is unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.transition+" "+tt.want, func(t *testing.T) {
+			tr := byName[tt.transition]
+			if tr == nil {
+				t.Fatalf("%s not enabled", tt.transition)
+			}
+			c := &Change{ID: "d", Doc: tt.doc, Info: tt.info}
+			if tr.Filter(env, c) {
+				t.Fatal("filter matched")
+			}
+			if got := whyNot(env, tr, c); !strings.Contains(got, tt.want) {
+				t.Errorf("got %q, want it to contain %q", got, tt.want)
+			}
+		})
 	}
 }
