@@ -389,3 +389,20 @@ func without(docs []Doc, id string) []Doc {
 	}
 	return out
 }
+
+// WhyNot says why Filter is false (sentinel explain).
+func (t *acceptPatientReports) WhyNot(env *Env, c *Change) string {
+	if r := whyNotReport(c, ""); r != "" {
+		return r
+	}
+	if !jsv.Truthy(c.Doc["reported_date"]) {
+		return "the report has no reported_date"
+	}
+	if entryForForm(t.entries, c.Doc) == nil {
+		return fmt.Sprintf("form %s matches no patient_reports[].form", jsonText(c.Doc["form"]))
+	}
+	if c.HasRun(t.Name()) {
+		return whyNotReport(c, t.Name())
+	}
+	return whyNotSubmission(env, c.Doc)
+}

@@ -198,7 +198,11 @@ func (b boolExpr) eval(ctx context.Context, env *Env, globals map[string]any) (b
 	if env.JS == nil {
 		env.JS = jsexpr.NewSandbox(jsexpr.Options{})
 	}
-	return env.JS.Truthy(ctx, b.prog, globals)
+	ok, err := env.JS.Truthy(ctx, b.prog, globals)
+	if env.Trace != nil {
+		env.Trace(TraceEvent{Path: b.prog.Name(), Expr: b.prog.Source(), Value: ok, Err: err})
+	}
+	return ok, err
 }
 
 // formMatchesLoose is the registration/muting form rule: equal ignoring case

@@ -258,3 +258,11 @@ func historyFunc(list []Doc) func(args ...any) any {
 		return list[i]
 	}
 }
+
+// WhyNot says why Filter is false (sentinel explain).
+func (t *conditionalAlerts) WhyNot(env *Env, c *Change) string {
+	if r := whyNotReport(c, t.Name()); r != "" {
+		return r
+	}
+	return whyNotSubmission(env, c.Doc)
+}

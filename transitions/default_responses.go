@@ -82,3 +82,24 @@ func (t *defaultResponses) Run(_ context.Context, env *Env, c *Change) (bool, er
 	}
 	return true, nil
 }
+
+// WhyNot says why Filter is false (sentinel explain).
+func (t *defaultResponses) WhyNot(env *Env, c *Change) string {
+	doc := c.Doc
+	switch {
+	case doc["type"] != "data_record":
+		return whyNotReport(c, t.Name())
+	case !jsv.Truthy(doc["from"]):
+		return "not an SMS: the report has no `from`"
+	case jsv.Truthy(doc["kujua_message"]):
+		return "an outgoing message (kujua_message)"
+	case !t.hasStart:
+		return "default_responses.start_date is missing or invalid"
+	case c.HasRun(t.Name()):
+		return whyNotReport(c, t.Name())
+	}
+	if rd, ok := doc["reported_date"].(float64); !ok || !time.UnixMilli(int64(rd)).After(time.Date(t.start.Year(), t.start.Month(), t.start.Day(), 0, 0, 0, 0, env.Location)) {
+		return "reported_date is missing or not after default_responses.start_date " + t.start.Format("2006-01-02")
+	}
+	return "the message comes from the gateway_number itself"
+}

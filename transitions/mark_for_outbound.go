@@ -84,3 +84,30 @@ func (t *markForOutbound) Run(ctx context.Context, env *Env, c *Change) (bool, e
 	}
 	return false, nil
 }
+
+// DryRun says what Run would push, without sending anything (sentinel
+// explain): Run's HTTP requests would leave the databases.
+func (t *markForOutbound) DryRun(ctx context.Context, env *Env, c *Change) ([]string, error) {
+	var out []string
+	for _, name := range t.cfg.Names() {
+		p := t.cfg.Get(name)
+		ok, err := p.Relevant(ctx, env.JS, c.Doc)
+		if err != nil {
+			return nil, fmt.Errorf("relevant_to of outbound push %q: %v", name, err)
+		}
+		dest := "(no usable destination)"
+		if p.Destination != nil {
+			dest = p.Destination.BaseURL + p.Destination.Path
+		}
+		due, derr := p.Due(env.Now, env.Location)
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("outbound push %q: not relevant (relevant_to is false)", name))
+		case derr != nil || !due:
+			out = append(out, fmt.Sprintf("outbound push %q: relevant; queued for the outbound job (cron %q not due now)", name, p.Cron))
+		default:
+			out = append(out, fmt.Sprintf("outbound push %q: relevant; would be sent now to %s (queued for the outbound job if that fails)", name, dest))
+		}
+	}
+	return out, nil
+}

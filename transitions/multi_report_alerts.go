@@ -553,3 +553,11 @@ func (rec mraRecipient) resolve(ctx context.Context, env *Env, report Doc) (phon
 func mraNotFound(src string) string {
 	return fmt.Sprintf(`multi_report_alerts : Could not find a phone number for "%s". Message will not be sent.`, src)
 }
+
+// WhyNot says why Filter is false (sentinel explain).
+func (t *multiReportAlerts) WhyNot(env *Env, c *Change) string {
+	if r := whyNotReport(c, t.Name()); r != "" {
+		return r
+	}
+	return whyNotSubmission(env, c.Doc)
+}

@@ -404,3 +404,21 @@ func mutingAncestorReport(ctx context.Context, env *Env, contact Doc) (string, e
 	}
 	return "", nil
 }
+
+// WhyNot says why Filter is false (sentinel explain).
+func (t *muting) WhyNot(env *Env, c *Change) string {
+	doc := c.Doc
+	if doc["type"] == "data_record" {
+		if c.HasRun(t.Name()) {
+			return whyNotReport(c, t.Name())
+		}
+		if _, ok := t.formWants(jsv.String(doc["form"])); !ok {
+			return fmt.Sprintf("form %s is in neither muting.mute_forms nor muting.unmute_forms", jsonText(doc["form"]))
+		}
+		return whyNotSubmission(env, doc)
+	}
+	if !config.IsContact(doc) || env.Settings().ContactTypes.Get(config.TypeOf(doc)) == nil {
+		return fmt.Sprintf("neither a report nor a contact of a configured contact type (type %s)", jsonText(doc["type"]))
+	}
+	return "a contact neither muted client-side nor new under a muted ancestor"
+}

@@ -822,3 +822,17 @@ func clearSchedules(ctx context.Context, env *Env, doc Doc, names []string) erro
 	}
 	return nil
 }
+
+// WhyNot says why Filter is false (sentinel explain).
+func (t *registration) WhyNot(env *Env, c *Change) string {
+	if c.Doc["type"] != "data_record" {
+		return whyNotReport(c, t.Name())
+	}
+	if t.entryFor(c.Doc) == nil {
+		return fmt.Sprintf("form %s matches no registrations[].form", jsonText(c.Doc["form"]))
+	}
+	if r := whyNotReport(c, t.Name()); r != "" {
+		return r
+	}
+	return whyNotSubmission(env, c.Doc)
+}

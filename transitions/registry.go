@@ -119,9 +119,11 @@ func Load(raw map[string]any, translations config.Translations) *Config {
 }
 
 // LoadSettings builds a Config from parsed settings (the daemon's path: it
-// also knows the key order of the raw JSON).
+// also knows the key order of the raw JSON). Its problems include the
+// warnings of CheckTranslations.
 func LoadSettings(s *config.Settings, translations config.Translations) *Config {
 	list, problems := Build(s)
+	problems = append(problems, CheckTranslations(s, translations)...)
 	return &Config{Settings: s, Translations: translations, Transitions: list, Problems: problems}
 }
 

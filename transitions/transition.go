@@ -99,6 +99,9 @@ type Env struct {
 	Dups *messages.Duplicates
 	// Secrets holds the credentials of outbound pushes (nil: environment only).
 	Secrets outbound.SecretStore
+	// Trace, when set, is told each bool_expr evaluation (sentinel explain;
+	// nil in the daemon).
+	Trace func(ev TraceEvent)
 }
 
 // Settings is a shortcut for the loaded settings.

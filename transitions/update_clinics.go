@@ -127,3 +127,11 @@ func (t *updateClinics) findContact(ctx context.Context, env *Env, doc Doc) (Doc
 	}
 	return nil, nil
 }
+
+// WhyNot says why Filter is false (sentinel explain).
+func (t *updateClinics) WhyNot(_ *Env, c *Change) string {
+	if _, has := c.Doc["contact"]; has && c.Doc["type"] == "data_record" {
+		return "the report already has a contact"
+	}
+	return whyNotReport(c, t.Name())
+}

@@ -169,3 +169,11 @@ func (t *updateNotifications) Run(ctx context.Context, env *Env, c *Change) (boo
 	t.notify(env, doc, event)
 	return true, nil
 }
+
+// WhyNot says why Filter is false (sentinel explain).
+func (t *updateNotifications) WhyNot(env *Env, c *Change) string {
+	if r := whyNotReport(c, t.Name()); r != "" {
+		return r
+	}
+	return whyNotSubmission(env, c.Doc)
+}

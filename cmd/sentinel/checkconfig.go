@@ -20,8 +20,9 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the problems as a JSON list of {path, severity, message}")
+	trPath := fs.String("translations", "", "translations to check message keys against: a directory of messages-*.json docs, or a JSON file {locale: {key: text}}")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: sentinel check-config [--json] FILE\n\nValidates app_settings (the bare settings object, or a settings doc with a `settings` key).")
+		fmt.Fprintln(stderr, "Usage: sentinel check-config [--json] [--translations DIR_OR_FILE] FILE\n\nValidates app_settings (the bare settings object, or a settings doc with a `settings` key).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -47,7 +48,14 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	if inner, ok := raw["settings"].(map[string]any); ok && (raw["_id"] == "settings" || raw["transitions"] == nil) {
 		raw = inner
 	}
-	problems := transitions.Check(raw, config.Translations{})
+	tr := config.Translations{}
+	if *trPath != "" {
+		if tr, err = readTranslations(*trPath); err != nil {
+			fmt.Fprintln(stderr, "sentinel check-config:", err)
+			return 2
+		}
+	}
+	problems := transitions.Check(raw, tr)
 	// Jobs' configs (reminders: cron and text expressions) are checked too.
 	_, rp := jobs.ParseReminders(config.NewSettings(raw))
 	problems = append(problems, rp...)

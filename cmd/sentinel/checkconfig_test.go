@@ -19,12 +19,23 @@ func TestCheckConfigGolden(t *testing.T) {
 		t.Fatal("no cases")
 	}
 	for _, f := range files {
+		if strings.HasSuffix(f, ".translations.json") {
+			continue // the translations of a case, not a case
+		}
+		// A case's translations: <case>.translations/ (messages-*.json docs)
+		// or <case>.translations.json ({locale: {key: text}}).
+		var trArgs []string
+		for _, tr := range []string{strings.TrimSuffix(f, ".json") + ".translations", strings.TrimSuffix(f, ".json") + ".translations.json"} {
+			if _, err := os.Stat(tr); err == nil {
+				trArgs = []string{"--translations", tr}
+			}
+		}
 		for _, mode := range []string{"text", "json"} {
 			name := strings.TrimSuffix(filepath.Base(f), ".json") + "." + mode
 			t.Run(name, func(t *testing.T) {
-				args := []string{f}
+				args := append(append([]string{}, trArgs...), f)
 				if mode == "json" {
-					args = []string{"--json", f}
+					args = append([]string{"--json"}, args...)
 				}
 				var out, errOut bytes.Buffer
 				code := checkConfig(args, &out, &errOut)

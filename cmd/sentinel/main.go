@@ -26,7 +26,9 @@ const usage = `sentinel-go: runs CHT Sentinel transitions on a CouchDB database.
 
 Usage:
   sentinel [flags]                      run the daemon
-  sentinel check-config [--json] FILE   validate an app_settings file offline (exit 0 valid, 1 not)
+  sentinel check-config [--json] [--translations DIR_OR_FILE] FILE
+                                        validate an app_settings file offline (exit 0 valid, 1 not)
+  sentinel explain [--json] DOCID       show what the transitions would do to a doc, writing nothing
 
 Environment (flags override):
   COUCH_URL     main database URL with credentials, e.g. http://admin:pass@localhost:5984/medic
@@ -43,6 +45,9 @@ Flags:
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "check-config" {
 		return checkConfig(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "explain" {
+		return explainCmd(context.Background(), args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("sentinel", flag.ContinueOnError)
 	fs.SetOutput(stderr)
