@@ -87,7 +87,9 @@ func (s *Service) provider(ctx context.Context, sn *snapshot) (*provider, error)
 		}
 		return &provider{
 			name: svc,
-			send: func(ctx context.Context, to, text string) sendResult { return s.rapidProSend(ctx, base, token, to, text) },
+			send: func(ctx context.Context, to, text string) sendResult {
+				return s.rapidProSend(ctx, base, token, to, text)
+			},
 			poll: func(ctx context.Context, ref string) (string, error) { return s.rapidProStatus(ctx, base, token, ref) },
 		}, nil
 	case ServiceAfricasTalking:
