@@ -76,6 +76,9 @@ func newATEmulator(t *testing.T, key string) *atEmulator {
 		status, body := http.StatusCreated, ""
 		if respond != nil {
 			status, body = respond(got["to"], n)
+			if status == 0 {
+				status = http.StatusCreated
+			}
 		}
 		if body == "" {
 			body = atBody(got["to"], 101, "Success", fmt.Sprintf("ATXid_%d", n))

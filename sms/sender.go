@@ -29,7 +29,6 @@ const (
 type retry struct {
 	attempts int
 	next     time.Time
-	seen     time.Time
 }
 
 // senderState is what the loop carries from one run to the next.
@@ -198,7 +197,6 @@ func (s *Service) sendDue(ctx context.Context, sn *snapshot, p *provider, st *se
 				st.retries[m.uuid] = r
 			}
 			r.attempts++
-			r.seen = now
 			r.next = now.Add(s.backoff(r.attempts))
 			if r.attempts >= s.opts.MaxAttempts {
 				delete(st.retries, m.uuid)
@@ -217,7 +215,7 @@ func (s *Service) sendDue(ctx context.Context, sn *snapshot, p *provider, st *se
 			// The send happened: do not count it as a retryable failure,
 			// but keep the message out of the next runs for a while so a
 			// database outage does not resend it every tick.
-			st.retries[m.uuid] = &retry{next: now.Add(s.opts.RetryBase), seen: now}
+			st.retries[m.uuid] = &retry{next: now.Add(s.opts.RetryBase)}
 			return fmt.Errorf("save the state of message %s: %w", m.uuid, err)
 		}
 	}
@@ -233,11 +231,14 @@ func (s *Service) backoff(attempts int) time.Duration {
 	return min(d, s.opts.RetryMax)
 }
 
-// pruneRetries forgets messages not seen for a long time (sent by someone
-// else, cleared, deleted).
+// retryForget is how long after its backoff ended a message that never came
+// back into a run is forgotten (sent by someone else, cleared, deleted).
+const retryForget = 24 * time.Hour
+
+// pruneRetries bounds the memory of the retry table.
 func (s *Service) pruneRetries(st *senderState, now time.Time) {
 	for k, r := range st.retries {
-		if now.Sub(r.seen) > 2*s.opts.RetryMax && now.After(r.next) {
+		if now.Sub(r.next) > retryForget {
 			delete(st.retries, k)
 		}
 	}
