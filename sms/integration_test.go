@@ -580,4 +580,3 @@ func TestSenderWithoutCredentialsSendsNothing(t *testing.T) {
 		t.Error("sent without credentials")
 	}
 }
-
