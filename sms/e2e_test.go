@@ -277,3 +277,37 @@ func TestEndToEndAfricasTalking(t *testing.T) {
 		t.Errorf("the reply was sent %d times", n)
 	}
 }
+
+// TestEndToEndLoopProtection: the reference's three loop guards on the SMS
+// path (spec §8.3): a reply to the gateway's own number is denied and never
+// handed out, and our own outgoing message coming back with its gateway id
+// is dropped.
+func TestEndToEndLoopProtection(t *testing.T) {
+	settings := registrationSettings(nil)
+	settings["gateway_number"] = "0712000010" // Carol's number, as the gateway phone
+	s := startStory(t, settings, nil, nil)
+	poll := func(body map[string]any) []any {
+		b, _ := json.Marshal(body)
+		code, out := s.post(t, "/api/sms", "admin", "pass", "application/json", string(b))
+		if code != 200 {
+			t.Fatalf("poll: %d %v", code, out)
+		}
+		return out["messages"].([]any)
+	}
+	poll(map[string]any{"messages": []any{map[string]any{"id": "loop-1", "from": "+254712000010", "content": "P Jane"}}})
+	id := recordID("loop-1")
+	s.waitFor(t, "the reply task", func() bool { return s.replyTask(t, id) != nil })
+	if st := s.replyTask(t, id)["state"]; st != "denied" {
+		t.Errorf("reply to the gateway's own number: state %v, want denied", st)
+	}
+	if out := poll(map[string]any{}); len(out) != 0 {
+		t.Errorf("handed out %v", out)
+	}
+	// An outgoing message whose aggregator id comes back as an incoming one.
+	s.env.Save(t, s.env.MainDB, map[string]any{"_id": "out", "type": "data_record", "tasks": []any{map[string]any{
+		"state": "sent", "gateway_ref": "echo-1", "messages": []any{map[string]any{"uuid": "u", "to": "+254712000099", "message": "hi"}}}}})
+	poll(map[string]any{"messages": []any{map[string]any{"id": "echo-1", "from": "+254712000099", "content": "hi"}}})
+	if doc := s.env.Get(t, s.env.MainDB, recordID("echo-1")); doc != nil {
+		t.Errorf("echoed message saved: %v", doc)
+	}
+}
