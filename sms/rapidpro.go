@@ -69,7 +69,9 @@ func (s *Service) handleRapidProIncoming(w http.ResponseWriter, r *http.Request)
 		writeError(w, http.StatusBadRequest, "malformed JSON body: "+err.Error())
 		return
 	}
-	in := Incoming{ID: scalarString(m["id"]), From: scalarString(m["from"]), Content: scalarString(m["content"])}
+	// `from` should be the tel URN's path; a whole URN is accepted too.
+	from := strings.TrimPrefix(scalarString(m["from"]), "tel:")
+	in := Incoming{ID: scalarString(m["id"]), From: from, Content: scalarString(m["content"])}
 	n, err := s.saveIncoming(r.Context(), []Incoming{in})
 	if err != nil {
 		s.log.Error().Err(err).Msg("Could not save a RapidPro message")
