@@ -177,7 +177,8 @@ func (s *Service) gatewayOutgoing(ctx context.Context, sn *snapshot) ([]gatewayO
 	changes := make([]stateChange, len(due))
 	for i, m := range due {
 		ids[i] = m.docID
-		changes[i] = stateChange{uuid: m.uuid, state: messages.StateForwarded, keepRef: true}
+		changes[i] = stateChange{uuid: m.uuid, state: messages.StateForwarded, keepRef: true,
+			onlyFrom: []string{messages.StatePending, messages.StateForwarded}}
 	}
 	docs, err := s.db.GetMany(ctx, uniq(ids))
 	if err != nil {
@@ -188,8 +189,8 @@ func (s *Service) gatewayOutgoing(ctx context.Context, sn *snapshot) ([]gatewayO
 		if doc == nil {
 			continue
 		}
-		_, msg := findMessage(doc, m.uuid)
-		if msg == nil {
+		task, msg := findMessage(doc, m.uuid)
+		if msg == nil || (task["state"] != messages.StatePending && task["state"] != messages.StateForwarded) {
 			continue
 		}
 		to := jsv.String(msg["to"])

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 
 	"sentinel-go/couch"
@@ -226,6 +226,10 @@ type stateChange struct {
 	gatewayRef any
 	setRef     bool
 	keepRef    bool
+	// onlyFrom, when set, lists the states the task must be in for the
+	// change to apply (a message handed out must not move back from a
+	// status that arrived meanwhile).
+	onlyFrom []string
 }
 
 // conflictRetries is how many times a conflicting save is retried (spec §4.2).
@@ -294,6 +298,9 @@ func applyToTasks(doc couch.Doc, changes []stateChange, now time.Time) (found in
 			found++
 		}
 		for _, t := range tasks {
+			if c.onlyFrom != nil && !slices.Contains(c.onlyFrom, jsv.String(t["state"])) {
+				continue
+			}
 			ref, hasRef := c.gatewayRef, c.setRef
 			if c.keepRef {
 				ref, hasRef = t["gateway_ref"], t["gateway_ref"] != nil
@@ -320,9 +327,4 @@ func setState(task map[string]any, state string, details, ref any, hasRef bool, 
 	changed := messages.SetState(task, state, details, key, true, now)
 	task["gateway_ref"] = ref
 	return changed
-}
-
-// sortOutgoing orders messages oldest due first, then by doc id (stable).
-func sortOutgoing(ms []outgoing) {
-	sort.SliceStable(ms, func(i, j int) bool { return ms[i].due < ms[j].due })
 }

@@ -374,6 +374,12 @@ func TestApplyGatewayStatuses(t *testing.T) {
 	if c["state"] != "sent" || c["gateway_ref"] != "keep" {
 		t.Errorf("c = %v", c)
 	}
+	// Handing out a message that got a status meanwhile does not move it back.
+	_, changed = applyToTasks(doc, []stateChange{{uuid: "c", state: "forwarded-to-gateway", keepRef: true,
+		onlyFrom: []string{"pending", "forwarded-to-gateway"}}}, now)
+	if changed || c["state"] != "sent" {
+		t.Errorf("guarded change applied: %v", c)
+	}
 }
 
 func TestBackoff(t *testing.T) {
