@@ -276,6 +276,11 @@ func TestEndToEndAfricasTalking(t *testing.T) {
 	if n := len(at.requests()); n != 1 {
 		t.Errorf("the reply was sent %d times", n)
 	}
+	for _, secret := range []string{"at-key", "at-in", "pass@"} {
+		if strings.Contains(s.logs.String(), secret) {
+			t.Errorf("a credential (%s) is in the logs", secret)
+		}
+	}
 }
 
 // TestEndToEndLoopProtection: the reference's three loop guards on the SMS

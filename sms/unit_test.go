@@ -479,3 +479,23 @@ func TestOwner(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaultSecretsFromEnvironment: without Options.Secrets the service
+// uses outbound.NewSecrets, whose first source is SENTINEL_SECRET_<KEY>.
+func TestDefaultSecretsFromEnvironment(t *testing.T) {
+	t.Setenv("SENTINEL_SECRET_RAPIDPRO_INCOMING", "from-env")
+	s, err := New(Options{CouchURL: "http://admin:pass@127.0.0.1:1/medic", Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for token, want := range map[string]int{"from-env": 400, "other": 403} {
+		req := httptest.NewRequest("POST", "/api/v2/sms/rapidpro/incoming-messages", nil)
+		req.Header.Set("Authorization", "Token "+token)
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, req)
+		if w.Code != want { // 400: authenticated, then "no body"
+			t.Errorf("token %s: %d, want %d", token, w.Code, want)
+		}
+	}
+}
