@@ -124,6 +124,7 @@ func (s *Service) saveIncoming(ctx context.Context, msgs []Incoming) (int, error
 	}
 	seen := map[string]bool{}
 	var docs []couch.Doc
+	var refs []string
 	for _, in := range msgs {
 		if !in.valid() {
 			s.log.Warn().Str("gateway_ref", in.ID).Msg("Dropped an incoming SMS missing id, from or content")
@@ -142,6 +143,7 @@ func (s *Service) saveIncoming(ctx context.Context, msgs []Incoming) (int, error
 			continue
 		}
 		docs = append(docs, buildRecord(in, sn, &s.opts))
+		refs = append(refs, in.ID)
 	}
 	if len(docs) == 0 {
 		return 0, nil
@@ -155,7 +157,7 @@ func (s *Service) saveIncoming(ctx context.Context, msgs []Incoming) (int, error
 		switch {
 		case r.Err == nil:
 			saved++
-			s.log.Info().Str("doc_id", r.ID).Str("gateway_ref", docs[i]["sms_message"].(map[string]any)["gateway_ref"].(string)).Msg("Saved incoming SMS")
+			s.log.Info().Str("doc_id", r.ID).Str("gateway_ref", refs[i]).Msg("Saved incoming SMS")
 		case errors.Is(r.Err, couch.ErrConflict):
 			// The same gateway id saved concurrently: a duplicate.
 		default:

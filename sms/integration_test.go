@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"sentinel-go/couch"
 	"sentinel-go/couch/couchtest"
 )
 
@@ -578,5 +579,47 @@ func TestSenderWithoutCredentialsSendsNothing(t *testing.T) {
 	}
 	if len(at.requests()) != 0 {
 		t.Error("sent without credentials")
+	}
+}
+
+// TestPagingManyRowsOneDoc: a doc with more messages under one due time
+// than a page holds is paged through without repeats or stalls.
+func TestPagingManyRowsOneDoc(t *testing.T) {
+	e := newTestEnv(t, baseSettings(), nil, nil)
+	due := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var tasks []any
+	for i := range 40 {
+		tasks = append(tasks, pendingTask(fmt.Sprintf("m%02d", i), "+254712345678", "x", due, "pending"))
+	}
+	e.Save(t, e.MainDB,
+		map[string]any{"_id": "big", "type": "data_record", "tasks": tasks},
+		map[string]any{"_id": "a-before", "type": "data_record", "tasks": []any{pendingTask("first", "+254712345678", "x", due, "pending")}},
+		map[string]any{"_id": "later", "type": "data_record", "tasks": []any{pendingTask("last", "+254712345678", "x", due.Add(time.Hour), "pending")}},
+	)
+	for _, size := range []int{3, 7, 40, 41, 100} {
+		var got []string
+		err := e.svc.eachRow(context.Background(), "outgoing_by_due", nil, size, 1000, func(r couch.Row) bool {
+			got = append(got, r.Value.(string))
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, u := range got {
+			if seen[u] {
+				t.Errorf("page size %d: %s twice", size, u)
+			}
+			seen[u] = true
+		}
+		if len(got) != 42 || got[0] != "first" || got[41] != "last" {
+			t.Errorf("page size %d: %d rows, first %s, last %s", size, len(got), got[0], got[len(got)-1])
+		}
+	}
+	// Skipping the first 30 in the sender's selection still finds 12.
+	n := 0
+	out, err := e.svc.dueMessages(context.Background(), 25, 500, func(string) bool { n++; return n > 30 })
+	if err != nil || len(out) != 12 || out[11].uuid != "last" {
+		t.Errorf("dueMessages: %d, %v", len(out), err)
 	}
 }

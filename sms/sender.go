@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"sentinel-go/couch"
 	"sentinel-go/jsv"
 	"sentinel-go/messages"
 	"sentinel-go/phone"
@@ -251,55 +252,43 @@ func (s *Service) pruneRetries(st *senderState, now time.Time) {
 // otherwise be polled forever).
 func (s *Service) pollStatuses(ctx context.Context, p *provider) error {
 	since := float64(s.opts.Now().Add(-s.opts.PollMaxAge).UnixMilli())
-	params := map[string]any{"startkey": since, "limit": pollPage + 1}
-	done := 0
 	// A polled message whose state changes moves later in the view: the
 	// same run must not poll it again.
 	seen := map[string]bool{}
-	for done < pollLimit {
-		rows, err := s.view(ctx, "awaiting_status", params)
+	var runErr error
+	err := s.eachRow(ctx, "awaiting_status", []any{since}, pollPage, pollLimit, func(r couch.Row) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		ref, _ := r.Value.(string)
+		if seen[r.ID+"\x00"+ref] {
+			return true
+		}
+		seen[r.ID+"\x00"+ref] = true
+		status, err := p.poll(ctx, ref)
+		if errors.Is(err, errRateLimited) {
+			s.log.Warn().Msg("RapidPro rate limit reached; polling again next run")
+			return false
+		}
 		if err != nil {
-			return err
+			s.log.Warn().Err(err).Str("gateway_ref", ref).Msg("Could not poll a message status")
+			return true
 		}
-		page := rows
-		if len(rows) > pollPage {
-			page = rows[:pollPage]
+		st, ok := rapidProStates[status]
+		if !ok {
+			// Unlisted statuses (pending, read, …) change nothing rather
+			// than moving a sent message backwards (§6.3 ⚠).
+			return true
 		}
-		for _, r := range page {
-			if ctx.Err() != nil {
-				return nil
-			}
-			ref, _ := r.Value.(string)
-			if seen[r.ID+"\x00"+ref] {
-				continue
-			}
-			seen[r.ID+"\x00"+ref] = true
-			done++
-			status, err := p.poll(ctx, ref)
-			if errors.Is(err, errRateLimited) {
-				s.log.Warn().Msg("RapidPro rate limit reached; polling again next run")
-				return nil
-			}
-			if err != nil {
-				s.log.Warn().Err(err).Str("gateway_ref", ref).Msg("Could not poll a message status")
-				continue
-			}
-			st, ok := rapidProStates[status]
-			if !ok {
-				// Unlisted statuses (pending, read, …) change nothing
-				// rather than moving a sent message backwards (§6.3 ⚠).
-				continue
-			}
-			c := stateChange{ref: ref, state: st[0], details: st[1], keepRef: true}
-			if _, err := s.applyChanges(ctx, []string{r.ID}, []stateChange{c}); err != nil {
-				return err
-			}
+		c := stateChange{ref: ref, state: st[0], details: st[1], keepRef: true}
+		if _, err := s.applyChanges(ctx, []string{r.ID}, []stateChange{c}); err != nil {
+			runErr = err
+			return false
 		}
-		if len(rows) <= pollPage {
-			return nil
-		}
-		next := rows[pollPage]
-		params = map[string]any{"startkey": next.Key, "startkey_docid": next.ID, "limit": pollPage + 1}
+		return true
+	})
+	if err != nil {
+		return err
 	}
-	return nil
+	return runErr
 }

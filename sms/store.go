@@ -21,14 +21,17 @@ const designID = "_design/sentinel-go-sms"
 const designName = "sentinel-go-sms"
 
 // designVersion changes whenever a view below changes.
-const designVersion = "2026-12-07.1"
+const designVersion = "2026-12-07.2"
 
-// eachTask is shared by the views: it calls f(task) for every task of
-// doc.tasks and doc.scheduled_tasks.
+// eachTask is shared by the views: it calls f(task, n) for every task of
+// doc.tasks and doc.scheduled_tasks, n counting them. Paged views emit
+// [time, doc id, n] so that every key is unique: pages then continue at a
+// key, without startkey_docid (which PouchDB ignores) or skip.
 const eachTask = `var eachTask = function (doc, f) {
+  var n = 0;
   [doc.tasks, doc.scheduled_tasks].forEach(function (list) {
     if (!list || !list.length) { return; }
-    list.forEach(function (t) { if (t && typeof t === 'object') { f(t); } });
+    list.forEach(function (t) { if (t && typeof t === 'object') { f(t, n); } n++; });
   });
 };`
 
@@ -39,13 +42,13 @@ var smsViews = map[string]string{
 	// message; never one holding `error`).
 	"outgoing_by_due": `function (doc) {
   ` + eachTask + `
-  eachTask(doc, function (t) {
+  eachTask(doc, function (t, n) {
     if (t.state !== 'pending' && t.state !== 'forwarded-to-gateway') { return; }
     var due = t.due !== undefined && t.due !== null ? t.due : (t.timestamp !== undefined && t.timestamp !== null ? t.timestamp : doc.reported_date);
     var ms = typeof due === 'number' ? due : Date.parse(due);
     if (isNaN(ms)) { ms = 0; }
-    (t.messages || []).forEach(function (m) {
-      if (m && m.uuid && m.to && m.message && !m.error) { emit(ms, String(m.uuid)); }
+    (t.messages || []).forEach(function (m, i) {
+      if (m && m.uuid && m.to && m.message && !m.error) { emit([ms, doc._id, n, i], String(m.uuid)); }
     });
   });
 }`,
@@ -68,13 +71,13 @@ var smsViews = map[string]string{
 	// state change (so that polling stops after a while, spec §6.3 ⚠)
 	"awaiting_status": `function (doc) {
   ` + eachTask + `
-  eachTask(doc, function (t) {
+  eachTask(doc, function (t, n) {
     if (t.gateway_ref === undefined || t.gateway_ref === null || t.gateway_ref === '') { return; }
     if (t.state !== 'received-by-gateway' && t.state !== 'forwarded-by-gateway' && t.state !== 'sent') { return; }
     var h = t.state_history && t.state_history.length ? t.state_history[t.state_history.length - 1] : null;
     var ms = h && h.timestamp ? Date.parse(h.timestamp) : 0;
     if (isNaN(ms)) { ms = 0; }
-    emit(ms, String(t.gateway_ref));
+    emit([ms, doc._id, n], String(t.gateway_ref));
   });
 }`,
 }
@@ -129,51 +132,53 @@ func (s *Service) knownGatewayRef(ctx context.Context, ref string) (bool, error)
 type outgoing struct {
 	docID string
 	uuid  string
-	due   float64
 }
 
-// dueMessages pages through the outgoing_by_due view, oldest first, and
-// returns up to limit messages for which keep returns true (nil keeps all).
-// At most maxScan rows are read, so a long run of skipped messages costs a
-// bounded amount of work.
+// dueMessages returns up to limit messages of the outgoing_by_due view,
+// oldest due first, for which keep returns true (nil keeps all). At most
+// maxScan rows are read, so a long run of skipped messages costs a bounded
+// amount of work.
 func (s *Service) dueMessages(ctx context.Context, limit, maxScan int, keep func(uuid string) bool) ([]outgoing, error) {
 	var out []outgoing
-	params := map[string]any{"limit": limit + 1}
-	scanned := 0
+	err := s.eachRow(ctx, "outgoing_by_due", nil, limit, maxScan, func(r couch.Row) bool {
+		uuid, _ := r.Value.(string)
+		if keep == nil || keep(uuid) {
+			out = append(out, outgoing{docID: r.ID, uuid: uuid})
+		}
+		return len(out) < limit
+	})
+	return out, err
+}
+
+// eachRow calls fn on the rows of view from startkey (nil: the start), in
+// pages of pageSize, until fn returns false, maxRows rows were read or the
+// view ends. The SMS views' keys are unique, so a page starts at the key of
+// the row after the previous page.
+func (s *Service) eachRow(ctx context.Context, view string, startkey any, pageSize, maxRows int, fn func(couch.Row) bool) error {
+	params := map[string]any{"limit": pageSize + 1}
+	if startkey != nil {
+		params["startkey"] = startkey
+	}
+	read := 0
 	for {
-		rows, err := s.view(ctx, "outgoing_by_due", params)
+		rows, err := s.view(ctx, view, params)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		page := rows
-		more := len(rows) > limit
-		if more {
-			page = rows[:limit]
+		if len(rows) > pageSize {
+			page = rows[:pageSize]
 		}
 		for _, r := range page {
-			scanned++
-			uuid, _ := r.Value.(string)
-			if keep == nil || keep(uuid) {
-				due, _ := r.Key.(float64)
-				out = append(out, outgoing{docID: r.ID, uuid: uuid, due: due})
-				if len(out) == limit {
-					return out, nil
-				}
+			read++
+			if !fn(r) || read >= maxRows {
+				return nil
 			}
 		}
-		if !more || scanned >= maxScan {
-			return out, nil
+		if len(rows) <= pageSize {
+			return nil
 		}
-		next := rows[limit]
-		params = map[string]any{"limit": limit + 1, "startkey": next.Key, "startkey_docid": next.ID}
-		// Rows of one doc share its id: skip those already seen at this key.
-		skip := 0
-		for i := limit - 1; i >= 0 && rows[i].ID == next.ID && rows[i].Key == next.Key; i-- {
-			skip++
-		}
-		if skip > 0 {
-			params["skip"] = skip
-		}
+		params = map[string]any{"limit": pageSize + 1, "startkey": rows[pageSize].Key}
 	}
 }
 
