@@ -184,6 +184,9 @@ func (s *Service) sendDue(ctx context.Context, sn *snapshot, p *provider, st *se
 			to = n
 		}
 		res := p.send(ctx, to, jsv.String(msg["message"]))
+		if res.change == nil && ctx.Err() != nil {
+			return nil // stopping: not the message's failure
+		}
 		log := s.log.With().Str("doc_id", m.docID).Str("uuid", m.uuid).Str("service", p.name).Logger()
 		var change *stateChange
 		if res.change != nil {
