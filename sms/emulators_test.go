@@ -32,6 +32,8 @@ type atEmulator struct {
 	// respond gives the answer per recipient; nil: 101 Success.
 	respond func(to string, n int) (httpStatus int, body string)
 	delay   time.Duration
+	// inflight and maxInflight count concurrent sends.
+	inflight, maxInflight int
 }
 
 func newATEmulator(t *testing.T, key string) *atEmulator {
@@ -65,7 +67,14 @@ func newATEmulator(t *testing.T, key string) *atEmulator {
 		e.reqs = append(e.reqs, got)
 		n := len(e.reqs)
 		respond, delay := e.respond, e.delay
+		e.inflight++
+		e.maxInflight = max(e.maxInflight, e.inflight)
 		e.mu.Unlock()
+		defer func() {
+			e.mu.Lock()
+			e.inflight--
+			e.mu.Unlock()
+		}()
 		if delay > 0 {
 			select {
 			case <-time.After(delay):

@@ -623,3 +623,41 @@ func TestPagingManyRowsOneDoc(t *testing.T) {
 		t.Errorf("dueMessages: %d, %v", len(out), err)
 	}
 }
+
+// TestSendRunsNeverOverlap: with an aggregator slower than the tick, runs
+// stay sequential and no message is sent twice.
+func TestSendRunsNeverOverlap(t *testing.T) {
+	at := newATEmulator(t, "k")
+	at.delay = 150 * time.Millisecond
+	settings := baseSettings()
+	settings["sms"] = map[string]any{"outgoing_service": "africas-talking", "africas_talking": map[string]any{"username": "u"}}
+	e := newTestEnv(t, settings, mapSecrets{keyATOutgoing: "k"}, func(o *Options) {
+		o.AfricasTalkingURL = at.URL + "/version1/messaging"
+		o.SendInterval, o.FirstSendDelay = 10*time.Millisecond, 10*time.Millisecond
+		o.Now = time.Now
+	})
+	var docs []map[string]any
+	for i := range 4 {
+		docs = append(docs, map[string]any{"_id": fmt.Sprint("d", i), "type": "data_record",
+			"tasks": []any{pendingTask(fmt.Sprint("u", i), "+254712345678", "x", time.Now(), "pending")}})
+	}
+	e.Save(t, e.MainDB, docs...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.svc.RunSender(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(at.requests()) < 4 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // a few more ticks
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	at.mu.Lock()
+	maxIn := at.maxInflight
+	at.mu.Unlock()
+	if n := len(at.requests()); n != 4 || maxIn != 1 {
+		t.Errorf("%d sends (want 4), at most %d at once (want 1)", n, maxIn)
+	}
+}
