@@ -59,6 +59,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	jobInterval := fs.Duration("job-interval", 5*time.Minute, "how often the scheduled jobs run")
 	listen := fs.String("listen", "127.0.0.1:9090", "address of /metrics, /healthz and /readyz (empty disables)")
 	healthStall := fs.Duration("health-stall", 10*time.Minute, "/healthz fails when the feed has not advanced for this long with changes pending")
+	var smsf smsFlags
+	fs.StringVar(&smsf.listen, "sms-listen", "", "address of the SMS API for CHT Gateway, RapidPro and Africa's Talking (empty: off)")
+	fs.BoolVar(&smsf.send, "sms-send", false, "send pending messages through sms.outgoing_service (rapidpro, africas-talking) and poll their statuses")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -110,6 +113,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cancel()
 		}
 	}()
+	waitSMS, err := startSMS(ctx, smsf, *couchURL, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "sentinel:", err)
+		return 2
+	}
+	defer func() { cancel(); waitSMS() }() // the SMS API and sender stop with the daemon
 	if err := d.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Error().Err(err).Msg("Daemon failed")
 		return 1
