@@ -54,7 +54,7 @@ type contactKeys struct {
 
 // docCacheSize bounds the cached contact docs: CHWs and their places, read
 // by every report, fit many times over.
-const docCacheSize = 20000
+const docCacheSize = 5000
 
 // NewIndex returns an empty index; it answers nothing until Bootstrap.
 func NewIndex() *Index {

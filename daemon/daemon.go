@@ -63,11 +63,11 @@ type Daemon struct {
 	// cfgChanged wakes the feed loop when a new config is swapped in.
 	cfgChanged chan struct{}
 	jobsNow    chan struct{}
-	// feedStarted is closed once the feed has handled its first batch, or
-	// found it has nothing to follow (no valid config).
-	feedStarted     chan struct{}
-	feedStartedOnce sync.Once
-	processed       atomic.Int64
+	// caughtUp is closed once the feed has worked through the backlog it
+	// found at start, or found it has nothing to follow (no valid config).
+	caughtUp     chan struct{}
+	caughtUpOnce sync.Once
+	processed    atomic.Int64
 	// dups is shared by the pipeline and the jobs: the duplicate limit is per process.
 	dups *messages.Duplicates
 	// secrets holds outbound credentials: environment, then CHT's vault.
@@ -115,7 +115,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	return &Daemon{opts: opts, log: opts.Log, client: client,
 		cfgChanged: make(chan struct{}, 1), jobsNow: make(chan struct{}, 1), dups: messages.NewDuplicates(),
-		feedStarted: make(chan struct{}), secrets: outbound.NewSecrets(loc.Server, loc.MainDB), started: time.Now(),
+		caughtUp: make(chan struct{}), secrets: outbound.NewSecrets(loc.Server, loc.MainDB), started: time.Now(),
 		metrics: newMetrics(), sd: newNotifier()}, nil
 }
 
@@ -316,7 +316,7 @@ func (d *Daemon) watchdogPing() {
 	d.sd.send("WATCHDOG=1")
 }
 
-func (d *Daemon) markFeedStarted() { d.feedStartedOnce.Do(func() { close(d.feedStarted) }) }
+func (d *Daemon) markCaughtUp() { d.caughtUpOnce.Do(func() { close(d.caughtUp) }) }
 
 func (d *Daemon) notify() {
 	select {

@@ -34,7 +34,7 @@ func (d *Daemon) follow(ctx context.Context) {
 	for ctx.Err() == nil {
 		cfg := d.cfg.Load()
 		if cfg == nil || !cfg.Valid() {
-			d.markFeedStarted()
+			d.markCaughtUp()
 			// Paused on purpose: still alive for systemd's watchdog.
 			d.watchdogPing()
 			select {
@@ -99,13 +99,17 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *trans
 			}
 		}
 		pb, done, stopped := d.processBatch(ctx, log, proc, b, prog)
-		d.markFeedStarted()
 		if done != "" {
 			// The info docs of the batch are written before its checkpoint.
 			if err := d.flushAndCheckpoint(ctx, log, proc, pb, cp, done); err != nil {
 				return
 			}
 			since = done
+		}
+		// Caught up: the batch was not full (PouchDB Server sends no
+		// `pending`, which then reads as 0: it cannot be trusted).
+		if !stopped && len(b.Changes) < d.opts.BatchSize {
+			d.markCaughtUp()
 		}
 		if stopped {
 			return

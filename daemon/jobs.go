@@ -9,23 +9,21 @@ import (
 	"sentinel-go/schedule/jobs"
 )
 
-// firstJobsDelay bounds how long the first job run waits for the feed.
-const firstJobsDelay = 10 * time.Second
-
 // runJobs runs every job at start, every JobInterval and whenever RunJobs
 // is called. Jobs run one at a time in this goroutine, so a job is never run
 // twice at once; a failing job is logged and never stops the daemon.
 func (d *Daemon) runJobs(ctx context.Context) {
-	// The first run waits until the feed has read its first batch (or a few
-	// seconds): on a single-threaded server such as PouchDB, the jobs' first
-	// view builds would otherwise stall the start of a catch-up. SIGUSR2 runs
-	// them at once.
+	// The first run waits until the feed has caught up with the backlog
+	// found at start (at most one job interval): the jobs' view builds and
+	// the catch-up's writes compete for the server (PouchDB Server is single-
+	// threaded), and due messages are better found once the backlog has
+	// scheduled them. SIGUSR2 runs them at once.
 	select {
 	case <-ctx.Done():
 		return
-	case <-d.feedStarted:
+	case <-d.caughtUp:
 	case <-d.jobsNow:
-	case <-time.After(firstJobsDelay):
+	case <-time.After(d.opts.JobInterval):
 	}
 	tick := time.NewTicker(d.opts.JobInterval)
 	defer tick.Stop()

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"math/big"
 )
 
 // Store is what the generator reads and writes in the main db.
@@ -45,20 +44,31 @@ func CheckDigit(ds []int) int {
 	return c
 }
 
-// Random returns one candidate of exactly length digits.
+// Random returns one candidate of exactly length digits. Digits come from
+// crypto/rand bytes by rejection (bytes of 250 and up are dropped), so each
+// is uniform; one read serves the whole candidate in the usual case.
 func Random(length int) (string, error) {
-	ds := make([]int, length-1)
-	buf := make([]byte, length)
-	for i := range ds {
-		n, err := rand.Int(rand.Reader, big.NewInt(10))
-		if err != nil {
+	if length < 2 {
+		return "", fmt.Errorf("shortcode length %d: too short", length)
+	}
+	ds := make([]int, 0, length-1)
+	buf := make([]byte, length+8)
+	for len(ds) < length-1 {
+		if _, err := rand.Read(buf); err != nil {
 			return "", err
 		}
-		ds[i] = int(n.Int64())
-		buf[i] = byte('0' + ds[i])
+		for _, b := range buf {
+			if b < 250 && len(ds) < length-1 {
+				ds = append(ds, int(b%10))
+			}
+		}
 	}
-	buf[length-1] = byte('0' + CheckDigit(ds))
-	return string(buf), nil
+	out := make([]byte, length)
+	for i, d := range ds {
+		out[i] = byte('0' + d)
+	}
+	out[length-1] = byte('0' + CheckDigit(ds))
+	return string(out), nil
 }
 
 // Generator makes unique shortcodes.
