@@ -39,6 +39,8 @@ type Options struct {
 	JobInterval time.Duration
 	// ExprTimeout bounds each expression evaluation (default 100 ms).
 	ExprTimeout time.Duration
+	// PhoneOwner picks the contact a shared phone number is attributed to.
+	PhoneOwner transitions.PhoneOwner
 	// BatchSize is the number of changes read per longpoll (default 500).
 	BatchSize int
 	// PollTimeout is the longpoll timeout (default 30 s).

@@ -29,6 +29,7 @@ func (d *Daemon) follow(ctx context.Context) {
 	proc := &transitions.Processor{
 		Main: main, Sentinel: d.client.Sentinel, Log: d.log.With().Str("component", "transitions").Logger(),
 		Location: d.opts.Location, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}), Dups: d.dups, Secrets: d.secrets, Observer: d.metrics,
+		PhoneOwner: d.opts.PhoneOwner,
 	}
 	cp := couch.NewCheckpoint(d.client.Sentinel)
 	for ctx.Err() == nil {

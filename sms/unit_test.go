@@ -452,34 +452,6 @@ func TestRapidProWebhookNotConfigured(t *testing.T) {
 	}
 }
 
-func TestOwner(t *testing.T) {
-	a := map[string]any{"_id": "b-late", "reported_date": 300.0}
-	b := map[string]any{"_id": "c-early", "reported_date": 100.0}
-	c := map[string]any{"_id": "a-undated"}
-	d := map[string]any{"_id": "d-early-too", "reported_date": 100.0}
-	tests := []struct {
-		name     string
-		contacts []map[string]any
-		rule     OwnerRule
-		want     string
-	}{
-		{"none", nil, OwnerSmallestID, ""},
-		{"reference: smallest _id", []map[string]any{a, b, c}, OwnerSmallestID, "a-undated"},
-		{"first registrant", []map[string]any{a, b, c}, OwnerFirstRegistrant, "c-early"},
-		{"first registrant tie: smallest _id", []map[string]any{d, a, b}, OwnerFirstRegistrant, "c-early"},
-		{"owner deleted: next earliest", []map[string]any{a, c}, OwnerFirstRegistrant, "b-late"},
-		{"only undated", []map[string]any{c}, OwnerFirstRegistrant, "a-undated"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := Owner(tt.contacts, tt.rule)
-			if id, _ := got["_id"].(string); id != tt.want {
-				t.Errorf("Owner = %v, want %s", got, tt.want)
-			}
-		})
-	}
-}
-
 // TestDefaultSecretsFromEnvironment: without Options.Secrets the service
 // uses outbound.NewSecrets, whose first source is SENTINEL_SECRET_<KEY>.
 func TestDefaultSecretsFromEnvironment(t *testing.T) {

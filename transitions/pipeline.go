@@ -44,6 +44,8 @@ type Processor struct {
 	// Observer, when set, is told about each transition run and each new
 	// outgoing message (metrics).
 	Observer Observer
+	// PhoneOwner picks the contact a shared phone number is attributed to.
+	PhoneOwner PhoneOwner
 }
 
 // Observer receives what the pipeline did, for metrics.
@@ -195,7 +197,7 @@ func (p *Processor) processHeld(ctx context.Context, b *Batch, cfg *Config, ch c
 	if p.Dups == nil {
 		p.Dups = messages.NewDuplicates()
 	}
-	env := &Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups, Secrets: p.Secrets}
+	env := &Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner}
 	c := &Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
 	records := jsv.CloneMap(jsv.Map(info["transitions"]))
 	if records == nil {

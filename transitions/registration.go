@@ -434,7 +434,7 @@ func resolveParent(ctx context.Context, env *Env, doc Doc, e *regEntry, params a
 	}
 	from := jsv.String(doc["from"])
 	if doc["from"] != nil && from != "" {
-		found, err := env.Store.ContactsByPhone(ctx, from)
+		found, err := contactsByPhone(ctx, env, from)
 		if err != nil {
 			return nil, fmt.Errorf("find contact by phone: %w", err)
 		}

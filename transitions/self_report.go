@@ -55,7 +55,7 @@ func (t *selfReport) Filter(_ *Env, c *Change) bool {
 func (t *selfReport) Run(ctx context.Context, env *Env, c *Change) (bool, error) {
 	doc := c.Doc
 	entries := t.forms[jsv.String(doc["form"])]
-	found, err := env.Store.ContactsByPhone(ctx, jsv.String(doc["from"]))
+	found, err := contactsByPhone(ctx, env, jsv.String(doc["from"]))
 	if err != nil {
 		return false, fmt.Errorf("find contact by phone: %w", err)
 	}

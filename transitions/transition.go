@@ -99,6 +99,8 @@ type Env struct {
 	Dups *messages.Duplicates
 	// Secrets holds the credentials of outbound pushes (nil: environment only).
 	Secrets outbound.SecretStore
+	// PhoneOwner picks the contact a shared phone number is attributed to.
+	PhoneOwner PhoneOwner
 	// Trace, when set, is told each bool_expr evaluation (sentinel explain;
 	// nil in the daemon).
 	Trace func(ev TraceEvent)

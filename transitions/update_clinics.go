@@ -117,7 +117,7 @@ func (t *updateClinics) findContact(ctx context.Context, env *Env, doc Doc) (Doc
 		return Doc{"parent": place}, nil
 	}
 	if from := jsv.String(doc["from"]); doc["from"] != nil && from != "" {
-		found, err := env.Store.ContactsByPhone(ctx, from)
+		found, err := contactsByPhone(ctx, env, from)
 		if err != nil {
 			return nil, fmt.Errorf("find contact by phone: %w", err)
 		}

@@ -32,7 +32,7 @@ func (updateSentBy) Filter(_ *Env, c *Change) bool {
 }
 
 func (updateSentBy) Run(ctx context.Context, env *Env, c *Change) (bool, error) {
-	found, err := env.Store.ContactsByPhone(ctx, jsv.String(c.Doc["from"]))
+	found, err := contactsByPhone(ctx, env, jsv.String(c.Doc["from"]))
 	if err != nil {
 		return false, fmt.Errorf("find contact by phone: %w", err)
 	}

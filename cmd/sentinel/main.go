@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"sentinel-go/daemon"
+	"sentinel-go/transitions"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -58,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	exprTimeout := fs.Duration("expr-timeout", 100*time.Millisecond, "time bound of each config expression evaluation")
 	jobInterval := fs.Duration("job-interval", 5*time.Minute, "how often the scheduled jobs run")
 	listen := fs.String("listen", "127.0.0.1:9090", "address of /metrics, /healthz and /readyz (empty disables)")
+	phoneOwner := fs.String("phone-owner", "smallest-id", "who a phone number shared by contacts belongs to: smallest-id (CHT) or first-registrant (earliest reported_date)")
 	healthStall := fs.Duration("health-stall", 10*time.Minute, "/healthz fails when the feed has not advanced for this long with changes pending")
 	var smsf smsFlags
 	fs.StringVar(&smsf.listen, "sms-listen", "", "address of the SMS API for CHT Gateway, RapidPro and Africa's Talking (empty: off)")
@@ -81,10 +83,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sentinel: COUCH_URL is not set (e.g. http://admin:pass@localhost:5984/medic); see --help")
 		return 2
 	}
+	owner, err := transitions.ParsePhoneOwner(*phoneOwner)
+	if err != nil {
+		fmt.Fprintln(stderr, "sentinel:", err)
+		return 2
+	}
 	d, err := daemon.New(daemon.Options{
 		CouchURL: *couchURL, SentinelDB: *sentinelDB, Log: log,
 		ExprTimeout: *exprTimeout, JobInterval: *jobInterval, Jobs: daemon.DefaultJobs(),
-		Listen: *listen, HealthStall: *healthStall,
+		Listen: *listen, HealthStall: *healthStall, PhoneOwner: owner,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)
