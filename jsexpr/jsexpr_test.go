@@ -715,7 +715,9 @@ func TestSharedProgramConcurrentSandboxes(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := 0; w < 8; w++ {
 		wg.Go(func() {
-			s := NewSandbox(Options{})
+			// A generous bound: this tests sharing, not speed (8 goroutines
+			// under -race on a busy CI machine).
+			s := NewSandbox(Options{Timeout: 10 * time.Second})
 			g := map[string]any{"doc": report()}
 			for i := 0; i < 50; i++ {
 				if ok, err := s.Truthy(context.Background(), p, g); !ok || err != nil {
