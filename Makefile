@@ -57,7 +57,7 @@ bench: build
 	  log=$$(ls -t $${TMPDIR:-/tmp}/sentinel-bench-*/*.log | head -1); \
 	  grep -o '"max_rss_kib":[0-9]*' $$log | tail -1 | sed "s/\"max_rss_kib\":/peak RSS ($$w): /; s/$$/ KiB/"; \
 	done
-	$(GO) test -run='^$$' -bench=. -benchmem ./templates ./jsexpr ./validation ./smsparse
+	$(GO) test -run='^$$' -bench=. -benchmem ./templates ./jsexpr ./validation ./smsparse ./lineage ./schedule
 
 # Crash safety: SIGKILL mid-backlog again and again (../shared/tools/chaos.py).
 CHAOS_N ?= 1000
