@@ -2,6 +2,7 @@ package couch
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"sort"
@@ -12,9 +13,10 @@ import (
 )
 
 // Index answers the lookups of the hot path (contacts by phone, by shortcode
-// and by rc_code; which shortcodes are taken) from memory, with the results
-// of the design doc's views contacts_by_phone, contacts_by_reference and
-// docs_by_shortcode: the map functions below are their Go twins.
+// and by rc_code; which shortcodes are taken; whether a doc exists) from
+// memory, with the results of the design doc's views contacts_by_phone,
+// contacts_by_reference and docs_by_shortcode: the map functions below are
+// their Go twins.
 //
 // Why not the views: PouchDB Server (and CouchDB, less so) updates a view
 // index on the query that follows writes, at about a millisecond per doc
@@ -27,29 +29,27 @@ import (
 // at most the backlog. Taken shortcodes are never forgotten (a freed code
 // stays reserved), which can only make ids more unique.
 //
+// Keys are stored as 64-bit hashes to keep the index small (about 100 bytes
+// per contact, 20 per other doc): a collision can only add a candidate, and
+// candidates are checked against their docs (IndexedDB does), make a free
+// shortcode look taken, or cost a read of a doc that does not exist.
+//
 // Contact docs themselves are kept in a bounded cache (contacts are few and
 // read by every report of a batch); other docs are always read from the
 // server. An Index is safe for concurrent use.
 type Index struct {
 	mu    sync.RWMutex
 	ready bool
-	// phones: phone → contact ids; refs: "s:"+shortcode or "e:"+RC code → contact ids.
-	phones map[string]map[string]struct{}
-	refs   map[string]map[string]struct{}
-	// keysOf remembers a contact's keys, to drop them when it changes.
-	keysOf map[string]contactKeys
-	used   map[string]struct{}
-	docs   *docCache
-	// ids holds a hash of every doc id seen, so that reads of docs that do
-	// not exist (shortcodes tried as ids, the shortcode length doc) need no
-	// request. A collision only costs a read; deleted ids stay (same reason).
+	seed  maphash.Seed
+	// byKey: hash of "p:"+phone, "s:"+shortcode or "e:"+RC code → contact ids.
+	byKey map[uint64][]string
+	// keysOf: hash of a contact id → hashes of its keys, to drop them when it changes.
+	keysOf map[uint64][]uint64
+	// used: hashes of the shortcodes any doc holds.
+	used map[uint64]struct{}
+	// ids: hashes of every doc id seen (deleted ones stay: "may exist").
 	ids  map[uint64]struct{}
-	seed maphash.Seed
-}
-
-type contactKeys struct {
-	phone string
-	refs  []string
+	docs *docCache
 }
 
 // docCacheSize bounds the cached contact docs: CHWs and their places, read
@@ -59,15 +59,16 @@ const docCacheSize = 5000
 // NewIndex returns an empty index; it answers nothing until Bootstrap.
 func NewIndex() *Index {
 	return &Index{
-		phones: map[string]map[string]struct{}{},
-		refs:   map[string]map[string]struct{}{},
-		keysOf: map[string]contactKeys{},
-		used:   map[string]struct{}{},
-		docs:   newDocCache(docCacheSize),
-		ids:    map[uint64]struct{}{},
 		seed:   maphash.MakeSeed(),
+		byKey:  map[uint64][]string{},
+		keysOf: map[uint64][]uint64{},
+		used:   map[uint64]struct{}{},
+		ids:    map[uint64]struct{}{},
+		docs:   newDocCache(docCacheSize),
 	}
 }
+
+func (x *Index) hash(s string) uint64 { return maphash.String(x.seed, s) }
 
 // viewContactTypes are the contact types the views know (CONTACT_TYPES).
 var viewContactTypes = map[string]bool{"contact": true, "person": true, "clinic": true, "health_center": true, "district_hospital": true}
@@ -78,7 +79,7 @@ func isViewContact(doc Doc) bool {
 	return viewContactTypes[t]
 }
 
-// emitsShortcode is the views' test of a shortcode value: defined, not null, not ”.
+// emitsShortcode is the views' test of a shortcode value: defined, not null, not ''.
 func emitsShortcode(v any) bool {
 	if v == nil {
 		return false
@@ -87,24 +88,42 @@ func emitsShortcode(v any) bool {
 	return !isStr || s != ""
 }
 
-// contactKeysOf is the Go twin of contacts_by_phone and contacts_by_reference.
-func contactKeysOf(doc Doc) (contactKeys, bool) {
+// Key prefixes of contact lookups.
+const (
+	phoneKey     = "p:"
+	shortcodeKey = "s:"
+	rcCodeKey    = "e:"
+)
+
+// contactKeysOf is the Go twin of contacts_by_phone and contacts_by_reference;
+// ok is false for docs that are not contacts.
+func contactKeysOf(doc Doc) (keys []string, ok bool) {
 	if !isViewContact(doc) {
-		return contactKeys{}, false
+		return nil, false
 	}
-	var k contactKeys
 	if jsv.Truthy(doc["phone"]) {
-		k.phone = jsv.String(doc["phone"])
+		keys = append(keys, phoneKey+jsv.String(doc["phone"]))
 	}
 	for _, f := range []string{"patient_id", "place_id"} {
 		if v, ok := doc[f]; ok && emitsShortcode(v) {
-			k.refs = append(k.refs, "s:"+jsv.String(v))
+			keys = append(keys, shortcodeKey+jsv.String(v))
 		}
 	}
 	if jsv.Truthy(doc["rc_code"]) {
-		k.refs = append(k.refs, "e:"+strings.ToUpper(jsv.String(doc["rc_code"])))
+		keys = append(keys, rcCodeKey+strings.ToUpper(jsv.String(doc["rc_code"])))
 	}
-	return k, true
+	return keys, true
+}
+
+// hasKey reports whether doc is a contact filed under key.
+func hasKey(doc Doc, key string) bool {
+	keys, _ := contactKeysOf(doc)
+	for _, k := range keys {
+		if k == key {
+			return true
+		}
+	}
+	return false
 }
 
 // shortcodesOf is the Go twin of docs_by_shortcode.
@@ -175,28 +194,29 @@ func (x *Index) Observe(doc Doc) {
 		return
 	}
 	codes := shortcodesOf(doc)
-	keys, isContact := contactKeysOf(doc)
-	h := maphash.String(x.seed, id)
+	keys, _ := contactKeysOf(doc)
+	var body []byte
+	if cachedDoc(doc) {
+		body, _ = json.Marshal(doc)
+	}
+	h := x.hash(id)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.ids[h] = struct{}{}
 	for _, c := range codes {
-		x.used[c] = struct{}{}
+		x.used[x.hash(c)] = struct{}{}
 	}
-	x.dropKeys(id)
-	if isContact {
-		if keys.phone != "" {
-			addKey(x.phones, keys.phone, id)
+	x.dropKeys(h, id)
+	if len(keys) > 0 {
+		hs := make([]uint64, len(keys))
+		for i, k := range keys {
+			hs[i] = x.hash(k)
+			x.byKey[hs[i]] = appendID(x.byKey[hs[i]], id)
 		}
-		for _, r := range keys.refs {
-			addKey(x.refs, r, id)
-		}
-		if keys.phone != "" || len(keys.refs) > 0 {
-			x.keysOf[id] = keys
-		}
+		x.keysOf[h] = hs
 	}
-	if cachedDoc(doc) {
-		x.docs.put(id, jsv.CloneMap(doc))
+	if body != nil {
+		x.docs.put(id, body)
 	} else {
 		x.docs.drop(id)
 	}
@@ -206,85 +226,62 @@ func (x *Index) Observe(doc Doc) {
 func (x *Index) Remove(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.dropKeys(id)
+	x.dropKeys(x.hash(id), id)
 	x.docs.drop(id)
 }
 
-// Forget drops the cached body of a doc (after a 409 on it: the cache was
-// stale), so that the next read goes to the server.
+// Forget drops the cached body of a doc (after a failed write to it: the
+// cache may be stale), so that the next read goes to the server.
 func (x *Index) Forget(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.docs.drop(id)
 }
 
-func (x *Index) dropKeys(id string) {
-	old, ok := x.keysOf[id]
-	if !ok {
-		return
-	}
-	if old.phone != "" {
-		dropKey(x.phones, old.phone, id)
-	}
-	for _, r := range old.refs {
-		dropKey(x.refs, r, id)
-	}
-	delete(x.keysOf, id)
-}
-
-func addKey(m map[string]map[string]struct{}, key, id string) {
-	ids := m[key]
-	if ids == nil {
-		ids = map[string]struct{}{}
-		m[key] = ids
-	}
-	ids[id] = struct{}{}
-}
-
-func dropKey(m map[string]map[string]struct{}, key, id string) {
-	if ids := m[key]; ids != nil {
-		delete(ids, id)
-		if len(ids) == 0 {
-			delete(m, key)
+func (x *Index) dropKeys(h uint64, id string) {
+	for _, k := range x.keysOf[h] {
+		if ids := removeID(x.byKey[k], id); len(ids) > 0 {
+			x.byKey[k] = ids
+		} else {
+			delete(x.byKey, k)
 		}
 	}
+	delete(x.keysOf, h)
 }
 
-// sortedIDs returns the ids of a key in view order (by doc id).
-func sortedIDs(ids map[string]struct{}) []string {
-	out := make([]string, 0, len(ids))
-	for id := range ids {
-		out = append(out, id)
+func appendID(ids []string, id string) []string {
+	for _, have := range ids {
+		if have == id {
+			return ids
+		}
 	}
+	return append(ids, id)
+}
+
+func removeID(ids []string, id string) []string {
+	for i, have := range ids {
+		if have == id {
+			return append(ids[:i:i], ids[i+1:]...)
+		}
+	}
+	return ids
+}
+
+// candidates returns the ids filed under key (or a colliding key), sorted:
+// view rows with equal keys come in doc id order.
+func (x *Index) candidates(key string) []string {
+	h := x.hash(key)
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := append([]string(nil), x.byKey[h]...)
 	sort.Strings(out)
 	return out
-}
-
-// PhoneIDs returns the ids of contacts whose phone is phone.
-func (x *Index) PhoneIDs(phone string) []string {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return sortedIDs(x.phones[phone])
-}
-
-// ShortcodeIDs returns the ids of contacts whose patient_id or place_id is code.
-func (x *Index) ShortcodeIDs(code string) []string {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return sortedIDs(x.refs["s:"+code])
-}
-
-// RCCodeIDs returns the ids of contacts whose upper-cased rc_code is code.
-func (x *Index) RCCodeIDs(code string) []string {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return sortedIDs(x.refs["e:"+code])
 }
 
 // MayExist reports whether a doc with this id may exist: false only when the
 // index is ready and has never seen the id.
 func (x *Index) MayExist(id string) bool {
-	h := maphash.String(x.seed, id)
+	h := x.hash(id)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	if !x.ready {
@@ -296,11 +293,11 @@ func (x *Index) MayExist(id string) bool {
 
 // Used returns which of codes a doc holds as patient_id, place_id or case_id.
 func (x *Index) Used(codes []string) map[string]bool {
+	out := map[string]bool{}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := map[string]bool{}
 	for _, c := range codes {
-		if _, ok := x.used[c]; ok {
+		if _, ok := x.used[x.hash(c)]; ok {
 			out[c] = true
 		}
 	}
@@ -309,35 +306,40 @@ func (x *Index) Used(codes []string) map[string]bool {
 
 // Doc returns a copy of a cached doc.
 func (x *Index) Doc(id string) (Doc, bool) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	d, ok := x.docs.get(id)
+	x.mu.RLock()
+	body, ok := x.docs.get(id)
+	x.mu.RUnlock()
 	if !ok {
 		return nil, false
 	}
-	return jsv.CloneMap(d), true
+	var d Doc
+	if err := json.Unmarshal(body, &d); err != nil {
+		return nil, false
+	}
+	return d, true
 }
 
-// docCache is a bounded map of doc bodies; when full, the oldest entry
-// goes (insertion order: contacts are re-inserted when they change).
+// docCache is a bounded map of doc bodies, kept as JSON (compact, and
+// immutable: every read decodes a fresh copy); when full, the oldest entry
+// goes (contacts are re-inserted when they change).
 type docCache struct {
 	max   int
-	docs  map[string]Doc
+	docs  map[string][]byte
 	order []string
 }
 
-func newDocCache(max int) *docCache { return &docCache{max: max, docs: map[string]Doc{}} }
+func newDocCache(max int) *docCache { return &docCache{max: max, docs: map[string][]byte{}} }
 
-func (c *docCache) get(id string) (Doc, bool) {
+func (c *docCache) get(id string) ([]byte, bool) {
 	d, ok := c.docs[id]
 	return d, ok
 }
 
-func (c *docCache) put(id string, d Doc) {
+func (c *docCache) put(id string, body []byte) {
 	if _, ok := c.docs[id]; !ok {
 		c.order = append(c.order, id)
 	}
-	c.docs[id] = d
+	c.docs[id] = body
 	for len(c.docs) > c.max && len(c.order) > 0 {
 		old := c.order[0]
 		c.order = c.order[1:]
@@ -352,7 +354,7 @@ func (c *docCache) drop(id string) { delete(c.docs, id) }
 
 // compact drops order entries of docs no longer cached.
 func (c *docCache) compact() {
-	kept := c.order[:0]
+	kept := make([]string, 0, len(c.docs))
 	for _, id := range c.order {
 		if _, ok := c.docs[id]; ok {
 			kept = append(kept, id)

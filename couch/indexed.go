@@ -27,9 +27,11 @@ func (d *IndexedDB) Indexed() bool { return d.Index.Ready() }
 // held back to be sent in bulk).
 func (d *IndexedDB) Observe(doc Doc) { d.Index.Observe(doc) }
 
-// docs returns the docs of ids in order: cached bodies, the rest read in
-// one request (ids that no longer exist are skipped).
-func (d *IndexedDB) docs(ctx context.Context, ids []string) ([]Doc, error) {
+// contacts returns the contacts filed under key, in view order: cached
+// bodies, the rest read in one request; candidates whose doc does not carry
+// the key (a hash collision) or no longer exists are left out.
+func (d *IndexedDB) contacts(ctx context.Context, key string) ([]Doc, error) {
+	ids := d.Index.candidates(key)
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -39,7 +41,7 @@ func (d *IndexedDB) docs(ctx context.Context, ids []string) ([]Doc, error) {
 	}
 	out := make([]Doc, 0, len(ids))
 	for _, id := range ids {
-		if doc, ok := got[id]; ok {
+		if doc, ok := got[id]; ok && hasKey(doc, key) {
 			out = append(out, doc)
 		}
 	}
@@ -51,7 +53,7 @@ func (d *IndexedDB) ContactsByPhone(ctx context.Context, phone string) ([]Doc, e
 	if !d.Indexed() {
 		return d.DB.ContactsByPhone(ctx, phone)
 	}
-	return d.docs(ctx, d.Index.PhoneIDs(phone))
+	return d.contacts(ctx, phoneKey+phone)
 }
 
 // ContactsByShortcode returns contacts whose patient_id or place_id is code.
@@ -59,7 +61,7 @@ func (d *IndexedDB) ContactsByShortcode(ctx context.Context, code string) ([]Doc
 	if !d.Indexed() {
 		return d.DB.ContactsByShortcode(ctx, code)
 	}
-	return d.docs(ctx, d.Index.ShortcodeIDs(code))
+	return d.contacts(ctx, shortcodeKey+code)
 }
 
 // ContactsByRCCode returns contacts whose upper-cased rc_code is code.
@@ -67,7 +69,7 @@ func (d *IndexedDB) ContactsByRCCode(ctx context.Context, code string) ([]Doc, e
 	if !d.Indexed() {
 		return d.DB.ContactsByRCCode(ctx, code)
 	}
-	return d.docs(ctx, d.Index.RCCodeIDs(code))
+	return d.contacts(ctx, rcCodeKey+code)
 }
 
 // UsedShortcodes returns which of codes any doc holds.

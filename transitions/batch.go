@@ -317,13 +317,19 @@ func (p *Processor) commitDocs(ctx context.Context, b *Batch, held []*heldChange
 			return fmt.Errorf("write created docs: %w", err)
 		}
 		for i, h := range createOf {
-			// A 409 means the doc exists (ids derive from the report's
-			// revision): what the one-change path would reuse.
-			if i < len(res) && res[i].Err != nil && !IsConflict(res[i].Err) && h.state != heldRedo {
-				p.Log.Warn().Str("doc_id", h.change.ID).Err(res[i].Err).Msg("Could not create a doc; processing the change again")
-				if err := p.unjournal(ctx, b, h); err != nil {
-					return err
-				}
+			if i >= len(res) || res[i].Err == nil || h.state == heldRedo {
+				continue
+			}
+			// A 409 with our content is an earlier attempt of this commit.
+			// Otherwise (a doc left by a run that crashed before its journal,
+			// or any other failure) the change is processed again one at a
+			// time, which reuses what exists.
+			if IsConflict(res[i].Err) && p.savedAnyway(ctx, creates[i]) {
+				continue
+			}
+			p.Log.Warn().Str("doc_id", h.change.ID).Err(res[i].Err).Msg("Could not create a doc; processing the change again")
+			if err := p.unjournal(ctx, b, h); err != nil {
+				return err
 			}
 		}
 	}

@@ -105,6 +105,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	if path := os.Getenv("SENTINEL_MEMPROFILE"); path != "" {
+		// A heap profile when the daemon stops, for memory work.
+		defer func() {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 4)

@@ -1,0 +1,183 @@
+package transitions
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sentinel-go/config"
+	"sentinel-go/couch"
+	"sentinel-go/couch/couchtest"
+	"sentinel-go/jsexpr"
+)
+
+// groupWorld is a main db behind a bootstrapped index (group commit on) and
+// a processor, as the daemon runs them.
+type groupWorld struct {
+	env  *couchtest.Env
+	main *couch.IndexedDB
+	p    *Processor
+	cfg  *Config
+}
+
+func newGroupWorld(t *testing.T, settings map[string]any, docs ...map[string]any) *groupWorld {
+	t.Helper()
+	env := couchtest.New(t)
+	ctx := context.Background()
+	if err := env.Client.Main.EnsureDesignDoc(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env.Save(t, env.MainDB, docs...)
+	main := couch.NewIndexedDB(env.Client.Main)
+	if err := main.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Load(settings, config.Translations{})
+	if !cfg.Valid() {
+		t.Fatalf("config: %v", cfg.Problems)
+	}
+	return &groupWorld{env: env, main: main, cfg: cfg,
+		p: &Processor{Main: main, Sentinel: env.Client.Sentinel, Log: zerolog.Nop(), JS: jsexpr.NewSandbox(jsexpr.Options{})}}
+}
+
+// batch reads the feed from the start and processes it as one batch; before
+// Flush, meanwhile runs (another writer). It returns the changes redone.
+func (w *groupWorld) batch(t *testing.T, meanwhile func()) []couch.Change {
+	t.Helper()
+	ctx := context.Background()
+	b, err := w.main.Changes(ctx, couch.FeedOptions{Limit: 500, IncludeDocs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb := w.p.NewBatch(ctx, b.Changes)
+	if !pb.group {
+		t.Fatal("group commit is off")
+	}
+	for _, ch := range b.Changes {
+		if Ignored(ch.ID) {
+			continue
+		}
+		w.main.Observe(ch.Doc)
+		if _, err := w.p.ProcessIn(ctx, pb, w.cfg, ch); err != nil {
+			t.Fatalf("%s: %v", ch.ID, err)
+		}
+	}
+	if meanwhile != nil {
+		meanwhile()
+	}
+	if err := w.p.Flush(ctx, pb); err != nil {
+		t.Fatal(err)
+	}
+	redo := pb.Redo()
+	rb := w.p.NewBatch(ctx, redo)
+	rb.OneByOne()
+	for _, ch := range redo {
+		if _, err := w.p.ProcessIn(ctx, rb, w.cfg, ch); err != nil {
+			t.Fatalf("redo %s: %v", ch.ID, err)
+		}
+	}
+	if err := w.p.Flush(ctx, rb); err != nil {
+		t.Fatal(err)
+	}
+	return redo
+}
+
+func registrationSettings() map[string]any {
+	return map[string]any{
+		"transitions":   map[string]any{"registration": true, "accept_patient_reports": true},
+		"contact_types": []any{map[string]any{"id": "clinic"}, map[string]any{"id": "person", "parents": []any{"clinic"}, "person": true}},
+		"forms":         map[string]any{"P": map[string]any{"public_form": true}, "V": map[string]any{"public_form": true}},
+		"registrations": []any{map[string]any{"form": "P", "events": []any{
+			map[string]any{"name": "on_create", "trigger": "add_patient", "params": map[string]any{"patient_id_field": "ext_id"}}}}},
+		"patient_reports": []any{map[string]any{"form": "V",
+			"messages": []any{map[string]any{"event_type": "report_accepted", "recipient": "reporting_unit", "message": "Visit for {{patient_name}} recorded"}}}},
+	}
+}
+
+func submitter() []map[string]any {
+	return []map[string]any{
+		{"_id": "clinic", "type": "clinic", "name": "Clinic"},
+		{"_id": "chw", "type": "person", "name": "Carol", "phone": "+254712000010", "parent": map[string]any{"_id": "clinic"}},
+	}
+}
+
+func report(id, form string, fields map[string]any) map[string]any {
+	return map[string]any{"_id": id, "type": "data_record", "form": form, "from": "+254712000010",
+		"reported_date": float64(time.Now().UnixMilli()), "fields": fields,
+		"contact": map[string]any{"_id": "chw", "parent": map[string]any{"_id": "clinic"}}}
+}
+
+// TestGroupCommitSeesEarlierChanges: a registration and a visit for the
+// patient it registers, in one batch: the visit finds the registration and
+// the created person (held back, then committed before the view query), as
+// it would one change at a time.
+func TestGroupCommitSeesEarlierChanges(t *testing.T) {
+	docs := append(submitter(),
+		report("r1", "P", map[string]any{"patient_name": "Jane", "ext_id": "P-1"}),
+		report("r2", "V", map[string]any{"patient_id": "P-1"}))
+	w := newGroupWorld(t, registrationSettings(), docs...)
+	if redo := w.batch(t, nil); len(redo) != 0 {
+		t.Fatalf("redone: %v", redo)
+	}
+	r1 := w.env.Get(t, w.env.MainDB, "r1")
+	if r1["patient_id"] != "P-1" {
+		t.Fatalf("r1 = %v", r1)
+	}
+	r2 := w.env.Get(t, w.env.MainDB, "r2")
+	tasks, _ := r2["tasks"].([]any)
+	if len(tasks) != 1 || r2["errors"] != nil && len(r2["errors"].([]any)) > 0 {
+		t.Fatalf("visit did not find the registration: %v", r2)
+	}
+	msg := tasks[0].(map[string]any)["messages"].([]any)[0].(map[string]any)["message"]
+	if msg != "Visit for Jane recorded" {
+		t.Errorf("visit reply = %v", msg)
+	}
+	for _, id := range []string{"r1", "r2"} {
+		info := w.env.Get(t, w.env.MainDB+"-sentinel", id+"-info")
+		if info[pendingKey] != nil || info["transitions"] == nil {
+			t.Errorf("%s info = %v", id, info)
+		}
+	}
+}
+
+// TestGroupCommitConflictIsRedone: another writer edits a doc after the
+// batch processed it and before the commit: the held-back save fails, the
+// change is processed again on its own, and both writes are kept.
+func TestGroupCommitConflictIsRedone(t *testing.T) {
+	docs := append(submitter(), report("r1", "P", map[string]any{"patient_name": "Jane", "ext_id": "P-9"}))
+	w := newGroupWorld(t, registrationSettings(), docs...)
+	redo := w.batch(t, func() {
+		r1 := w.env.Get(t, w.env.MainDB, "r1")
+		r1["verified"] = true
+		w.env.Save(t, w.env.MainDB, r1)
+	})
+	if len(redo) != 1 || redo[0].ID != "r1" {
+		t.Fatalf("redo = %v", redo)
+	}
+	r1 := w.env.Get(t, w.env.MainDB, "r1")
+	if r1["verified"] != true || r1["patient_id"] != "P-9" {
+		t.Errorf("r1 = %v", r1)
+	}
+	info := w.env.Get(t, w.env.MainDB+"-sentinel", "r1-info")
+	if info[pendingKey] != nil || info["transitions"].(map[string]any)["registration"] == nil {
+		t.Errorf("info = %v", info)
+	}
+}
+
+// TestGroupCommitReusesPersonLeftByACrash: a person created by a run that
+// crashed before its journal exists already; the held-back create fails and
+// the change is redone one at a time, which adopts that person's id.
+func TestGroupCommitReusesPersonLeftByACrash(t *testing.T) {
+	settings := registrationSettings()
+	settings["registrations"] = []any{map[string]any{"form": "P", "events": []any{map[string]any{"name": "on_create", "trigger": "add_patient"}}}}
+	w := newGroupWorld(t, settings, append(submitter(), report("r1", "P", map[string]any{"patient_name": "Jane"}))...)
+	rev := w.env.Get(t, w.env.MainDB, "r1")["_rev"].(string)
+	w.env.Save(t, w.env.MainDB, map[string]any{"_id": createdContactID("r1", rev, "patient"),
+		"type": "person", "name": "Jane", "patient_id": "77777", "source_id": "r1", "parent": map[string]any{"_id": "clinic"}})
+	w.batch(t, nil)
+	if got := w.env.Get(t, w.env.MainDB, "r1")["patient_id"]; got != "77777" {
+		t.Errorf("report patient_id = %v, want the existing person's 77777", got)
+	}
+}
