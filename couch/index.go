@@ -79,7 +79,7 @@ func isViewContact(doc Doc) bool {
 	return viewContactTypes[t]
 }
 
-// emitsShortcode is the views' test of a shortcode value: defined, not null, not ”.
+// emitsShortcode is the views' test of a shortcode value: defined, not null, not the empty string.
 func emitsShortcode(v any) bool {
 	if v == nil {
 		return false
