@@ -13,8 +13,8 @@ import (
 )
 
 // ReadSettings reads app_settings from the `settings` doc of db as the
-// daemon does (with the outbound key order of the raw JSON). It is the
-// exported twin of Daemon.readSettings, for tools such as `sentinel explain`.
+// daemon does (with the outbound key order of the raw JSON); tools such as
+// `sentinel explain` use it too.
 func ReadSettings(ctx context.Context, db *couch.DB) (*config.Settings, error) {
 	body, err := db.GetRaw(ctx, "settings")
 	if err != nil {
@@ -30,6 +30,8 @@ func ReadSettings(ctx context.Context, db *couch.DB) (*config.Settings, error) {
 		return nil, fmt.Errorf("the settings doc has no settings object")
 	}
 	s := config.NewSettings(doc.Settings)
+	// Key order matters where config authors rely on it (outbound pushes run
+	// in the order written): take it from the raw JSON.
 	if raw, err := outbound.SettingsMember(body); err == nil {
 		if order, err := outbound.KeyOrder(raw); err == nil {
 			s.OutboundOrder = order

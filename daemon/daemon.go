@@ -6,9 +6,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -328,43 +325,11 @@ func (d *Daemon) notify() {
 }
 
 func (d *Daemon) readSettings(ctx context.Context) (*config.Settings, error) {
-	body, err := d.client.Main.GetRaw(ctx, "settings")
-	if err != nil {
-		if errors.Is(err, couch.ErrNotFound) {
-			return nil, fmt.Errorf("the settings doc is missing from db %s", d.client.Location().MainDB)
-		}
-		return nil, fmt.Errorf("read settings: %w", err)
-	}
-	var doc struct {
-		Settings map[string]any `json:"settings"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil || doc.Settings == nil {
-		return nil, fmt.Errorf("the settings doc has no settings object")
-	}
-	s := config.NewSettings(doc.Settings)
-	// Key order matters where config authors rely on it (outbound pushes run
-	// in the order written): take it from the raw JSON.
-	if raw, err := outbound.SettingsMember(body); err == nil {
-		if order, err := outbound.KeyOrder(raw); err == nil {
-			s.OutboundOrder = order
-		}
-	}
-	return s, nil
+	return ReadSettings(ctx, d.client.Main)
 }
 
 func (d *Daemon) readTranslations(ctx context.Context) (config.Translations, error) {
-	rows, err := d.client.Main.AllDocs(ctx, map[string]any{
-		"startkey": "messages-", "endkey": "messages-\ufff0", "include_docs": true})
-	if err != nil {
-		return nil, fmt.Errorf("read translations: %w", err)
-	}
-	var docs []map[string]any
-	for _, r := range rows {
-		if r.Doc != nil {
-			docs = append(docs, r.Doc)
-		}
-	}
-	return config.ParseTranslations(docs), nil
+	return ReadTranslations(ctx, d.client.Main)
 }
 
 // isConfigDoc reports whether a change to id must reload the config.
