@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -104,6 +105,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 				defer pprof.StopCPUProfile()
 			}
 		}
+	}
+	if os.Getenv("GOGC") == "" {
+		// The live heap is small (the lookup index, one batch) and throughput
+		// is bound by the server, not the CPU: a tighter heap target (1.5×
+		// live instead of 2×) costs little and keeps the peak RSS of a
+		// 100,000-doc catch-up under 100 MiB. GOGC and GOMEMLIMIT override.
+		debug.SetGCPercent(50)
 	}
 	if path := os.Getenv("SENTINEL_MEMPROFILE"); path != "" {
 		// A heap profile when the daemon stops, for memory work.
