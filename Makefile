@@ -60,7 +60,7 @@ bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./templates ./jsexpr ./validation ./smsparse ./lineage ./schedule
 
 # Crash safety: SIGKILL mid-backlog again and again (../shared/tools/chaos.py).
-CHAOS_N ?= 1000
+CHAOS_N ?= 20000
 CHAOS_KILLS ?= 20
 chaos: build
 	python3 $(SHARED)/tools/chaos.py --sut 'exec ./bin/sentinel' --n $(CHAOS_N) --kills $(CHAOS_KILLS) | tail -1
