@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,34 +13,16 @@ import (
 	"sentinel-go/daemon"
 )
 
-// syncBuffer is a log sink safe for the daemon's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type running struct {
 	d      *daemon.Daemon
 	cancel context.CancelFunc
 	done   chan struct{}
-	logs   *syncBuffer
+	logs   *couchtest.LogBuffer
 }
 
 func start(t *testing.T, env *couchtest.Env) *running {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &couchtest.LogBuffer{}
 	d, err := daemon.New(daemon.Options{CouchURL: env.URL, Log: zerolog.New(logs), PollTimeout: 2 * time.Second,
 		MaxBackoff: time.Second, Jobs: daemon.DefaultJobs()})
 	if err != nil {
@@ -195,7 +176,7 @@ func TestInvalidConfigAtStartHoldsTheFeed(t *testing.T) {
 }
 
 func TestUnreachableServerIsRetried(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &couchtest.LogBuffer{}
 	d, err := daemon.New(daemon.Options{CouchURL: "http://admin:s3cret@127.0.0.1:1/medic", Log: zerolog.New(logs), MaxBackoff: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -36,7 +36,7 @@ func get(url string) (int, string) {
 
 func startListening(t *testing.T, env *couchtest.Env, addr string) *running {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &couchtest.LogBuffer{}
 	d, err := daemon.New(daemon.Options{CouchURL: env.URL, Log: zerolog.New(logs), PollTimeout: 2 * time.Second,
 		MaxBackoff: time.Second, Jobs: daemon.DefaultJobs(), Listen: addr})
 	if err != nil {

@@ -1,7 +1,6 @@
 package sms
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -17,31 +16,13 @@ import (
 	"sentinel-go/daemon"
 )
 
-// syncBuffer collects the logs of concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // story is the daemon and the SMS component running on one database, as
 // `sentinel --sms-listen ... [--sms-send]` runs them.
 type story struct {
 	env  *couchtest.Env
 	svc  *Service
 	url  string // SMS API base URL
-	logs *syncBuffer
+	logs *couchtest.LogBuffer
 }
 
 func registrationSettings(sms map[string]any) map[string]any {
@@ -75,7 +56,7 @@ func startStory(t *testing.T, settings map[string]any, secrets mapSecrets, tweak
 		map[string]any{"_id": "clinic", "type": "clinic", "name": "Clinic"},
 		map[string]any{"_id": "carol", "type": "person", "name": "Carol", "phone": "+254712000010",
 			"parent": map[string]any{"_id": "clinic"}})
-	logs := &syncBuffer{}
+	logs := &couchtest.LogBuffer{}
 	log := zerolog.New(logs)
 	d, err := daemon.New(daemon.Options{CouchURL: env.URL, Log: log, PollTimeout: 2 * time.Second,
 		MaxBackoff: time.Second, Jobs: daemon.DefaultJobs()})

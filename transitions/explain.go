@@ -422,14 +422,38 @@ func stringOf(v any) string {
 // only (they do not see the overlay).
 type dryStore struct {
 	Store
+	dryWrites
+	n int
+}
+
+// dryWrites are the docs a dry run would write, in first-write order.
+type dryWrites struct {
 	docs   map[string]Doc // id → doc as it would be saved
 	before map[string]Doc // id → doc before the first write; nil: created
 	order  []string
-	n      int
+}
+
+func newDryWrites() dryWrites {
+	return dryWrites{docs: map[string]Doc{}, before: map[string]Doc{}}
+}
+
+// record keeps doc as saved, with a made-up next revision (set on doc too,
+// as the real store does).
+func (s *dryWrites) record(id string, cur, doc Doc) {
+	if _, seen := s.before[id]; !seen {
+		s.before[id] = cur
+		s.order = append(s.order, id)
+	}
+	gen := 0
+	if cur != nil {
+		gen = revGeneration(stringOf(cur["_rev"]))
+	}
+	doc["_rev"] = fmt.Sprintf("%d-dry-run", gen+1)
+	s.docs[id] = jsv.CloneMap(doc)
 }
 
 func newDryStore(s Store) *dryStore {
-	return &dryStore{Store: s, docs: map[string]Doc{}, before: map[string]Doc{}}
+	return &dryStore{Store: s, dryWrites: newDryWrites()}
 }
 
 // Get reads the overlay first, then the db.
@@ -527,21 +551,6 @@ func (s *dryStore) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.Bulk
 	return out, nil
 }
 
-// record keeps doc as saved, with a made-up next revision (set on doc too,
-// as the real store does).
-func (s *dryStore) record(id string, cur, doc Doc) {
-	if _, seen := s.before[id]; !seen {
-		s.before[id] = cur
-		s.order = append(s.order, id)
-	}
-	gen := 0
-	if cur != nil {
-		gen = revGeneration(stringOf(cur["_rev"]))
-	}
-	doc["_rev"] = fmt.Sprintf("%d-dry-run", gen+1)
-	s.docs[id] = jsv.CloneMap(doc)
-}
-
 // writes lists the recorded docs in first-write order.
 func (s *dryStore) writes(db string) []DocWrite {
 	out := []DocWrite{}
@@ -570,13 +579,11 @@ func describeWrite(db, id string, before, after Doc) DocWrite {
 // dryInfoStore is the sentinel db for Explain, like dryStore.
 type dryInfoStore struct {
 	InfoStore
-	docs   map[string]Doc
-	before map[string]Doc
-	order  []string
+	dryWrites
 }
 
 func newDryInfoStore(s InfoStore) *dryInfoStore {
-	return &dryInfoStore{InfoStore: s, docs: map[string]Doc{}, before: map[string]Doc{}}
+	return &dryInfoStore{InfoStore: s, dryWrites: newDryWrites()}
 }
 
 // Get reads the overlay first, then the db.
@@ -603,7 +610,7 @@ func (s *dryInfoStore) Put(ctx context.Context, doc Doc) error {
 	if cur != nil && cur["_rev"] != doc["_rev"] || cur == nil && doc["_rev"] != nil {
 		return fmt.Errorf("put %s (dry run): %w", id, couch.ErrConflict)
 	}
-	s.keep(id, cur, doc)
+	s.record(id, cur, doc)
 	return nil
 }
 
@@ -624,20 +631,7 @@ func (s *dryInfoStore) recordTransitions(info Doc, records map[string]any) {
 	}
 	next := withTransitions(base, records)
 	delete(next, pendingKey)
-	s.keep(id, cur, next)
-}
-
-func (s *dryInfoStore) keep(id string, cur, doc Doc) {
-	if _, seen := s.before[id]; !seen {
-		s.before[id] = cur
-		s.order = append(s.order, id)
-	}
-	gen := 0
-	if cur != nil {
-		gen = revGeneration(stringOf(cur["_rev"]))
-	}
-	doc["_rev"] = fmt.Sprintf("%d-dry-run", gen+1)
-	s.docs[id] = jsv.CloneMap(doc)
+	s.record(id, cur, next)
 }
 
 // writes lists the recorded docs in first-write order, diffed against the db.
