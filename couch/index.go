@@ -50,6 +50,9 @@ type Index struct {
 	// ids: hashes of every doc id seen (deleted ones stay: "may exist").
 	ids  map[uint64]struct{}
 	docs *docCache
+	// Progress, when set, is called after each page of the Bootstrap scan
+	// with the number of docs read so far (logs, the systemd watchdog).
+	Progress func(scanned int)
 }
 
 // docCacheSize bounds the cached contact docs: CHWs and their places, read
@@ -160,6 +163,7 @@ const bootstrapPage = 1000
 // scan of db. Docs are decoded a page at a time and only their keys kept.
 func (x *Index) Bootstrap(ctx context.Context, db *DB) error {
 	params := map[string]any{"include_docs": true, "limit": bootstrapPage}
+	scanned := 0
 	for {
 		rows, err := db.AllDocs(ctx, params)
 		if err != nil {
@@ -169,6 +173,10 @@ func (x *Index) Bootstrap(ctx context.Context, db *DB) error {
 			if r.Doc != nil && !strings.HasPrefix(r.ID, "_design/") {
 				x.Observe(r.Doc)
 			}
+		}
+		scanned += len(rows)
+		if x.Progress != nil {
+			x.Progress(scanned)
 		}
 		if len(rows) < bootstrapPage {
 			break

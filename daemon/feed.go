@@ -56,6 +56,16 @@ func (d *Daemon) follow(ctx context.Context) {
 		}
 		if !main.Indexed() {
 			started := time.Now()
+			lastLog := started
+			main.Index.Progress = func(scanned int) {
+				// A large database takes a while: stay alive for systemd
+				// and say how far the scan is.
+				d.watchdogPing()
+				if time.Since(lastLog) >= 10*time.Second {
+					lastLog = time.Now()
+					log.Info().Int("docs", scanned).Msg("Building the lookup index")
+				}
+			}
 			if err := d.retry(ctx, "build the lookup index", main.Bootstrap); err != nil {
 				return
 			}
