@@ -86,14 +86,14 @@ func TestHistoryFunc(t *testing.T) {
 	}
 }
 
-func caWorld(reports ...Doc) *alertsMemStore {
+func caWorld(reports ...Doc) *memStore {
 	docs := []Doc{
 		{"_id": "clinic", "type": "clinic", "name": "Clinic", "contact": map[string]any{"_id": "nurse"}},
 		{"_id": "nurse", "type": "person", "name": "Nurse", "phone": "+254700000010", "parent": map[string]any{"_id": "clinic"}},
 		{"_id": "clinic2", "type": "clinic", "name": "Other clinic"},
 		{"_id": "nurse2", "type": "person", "name": "Nurse 2", "phone": "+254700000020", "parent": map[string]any{"_id": "clinic2"}},
 	}
-	return newAlertsMemStore(append(docs, reports...)...)
+	return newMemStore(append(docs, reports...)...)
 }
 
 func caReport(id, nurse string, reported float64, temp float64) Doc {

@@ -2,10 +2,8 @@ package transitions
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -20,116 +18,6 @@ import (
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
 )
-
-// alertsMemStore is an in-memory main (or sentinel) database with the
-// lookups the alert transitions use. Methods it does not implement panic
-// through the nil embedded Store.
-type alertsMemStore struct {
-	Store
-	docs map[string]Doc
-	puts int
-}
-
-func newAlertsMemStore(docs ...Doc) *alertsMemStore {
-	s := &alertsMemStore{docs: map[string]Doc{}}
-	for _, d := range docs {
-		s.docs[jsv.String(d["_id"])] = alertsClone(d)
-	}
-	return s
-}
-
-// alertsClone deep-copies through JSON so numbers are float64 as from CouchDB.
-func alertsClone(d Doc) Doc {
-	b, err := json.Marshal(d)
-	if err != nil {
-		panic(err)
-	}
-	var out Doc
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic(err)
-	}
-	return out
-}
-
-func (s *alertsMemStore) Get(_ context.Context, id string) (Doc, error) {
-	d, ok := s.docs[id]
-	if !ok {
-		return nil, fmt.Errorf("get %s: %w", id, couch.ErrNotFound)
-	}
-	return alertsClone(d), nil
-}
-
-func (s *alertsMemStore) Put(_ context.Context, doc Doc) error {
-	s.puts++
-	id := jsv.String(doc["_id"])
-	if doc["_deleted"] == true {
-		delete(s.docs, id)
-		return nil
-	}
-	s.docs[id] = alertsClone(doc)
-	return nil
-}
-
-func (s *alertsMemStore) GetMany(_ context.Context, ids []string) (map[string]Doc, error) {
-	out := map[string]Doc{}
-	for _, id := range ids {
-		if d, ok := s.docs[id]; ok {
-			out[id] = alertsClone(d)
-		}
-	}
-	return out, nil
-}
-
-func (s *alertsMemStore) ContactsByShortcode(_ context.Context, code string) ([]Doc, error) {
-	return nil, nil
-}
-
-func (s *alertsMemStore) sorted() []Doc {
-	var out []Doc
-	for _, d := range s.docs {
-		out = append(out, alertsClone(d))
-	}
-	sort.Slice(out, func(i, j int) bool { return jsv.String(out[i]["_id"]) < jsv.String(out[j]["_id"]) })
-	return out
-}
-
-func (s *alertsMemStore) ReportsByDate(_ context.Context, forms []string, start, end float64) ([]Doc, error) {
-	var out []Doc
-	for _, d := range s.sorted() {
-		rd, _ := d["reported_date"].(float64)
-		form, _ := d["form"].(string)
-		if d["type"] != "data_record" || form == "" || rd < start || rd > end {
-			continue
-		}
-		if len(forms) > 0 && !containsString(forms, form) {
-			continue
-		}
-		out = append(out, d)
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i]["reported_date"].(float64) > out[j]["reported_date"].(float64) })
-	return out, nil
-}
-
-func (s *alertsMemStore) ReportsByFormAndParent(_ context.Context, form, parentID string) ([]Doc, error) {
-	var out []Doc
-	for _, d := range s.sorted() {
-		p, _ := jsv.Get(d, "contact.parent._id")
-		if d["type"] == "data_record" && d["form"] == form && p == parentID {
-			out = append(out, d)
-		}
-	}
-	sort.SliceStable(out, func(i, j int) bool { return reportedMs(out[i]) < reportedMs(out[j]) })
-	return out, nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 // alertsEnv is an Env over store with settings raw and a sandbox bounded by timeout.
 func alertsEnv(t *testing.T, raw map[string]any, store Store, timeout time.Duration) *Env {
@@ -291,7 +179,7 @@ func TestNewReports(t *testing.T) {
 }
 
 func TestMultiReportRecipients(t *testing.T) {
-	env := alertsEnv(t, mraSettings(), newAlertsMemStore(), 200*time.Millisecond)
+	env := alertsEnv(t, mraSettings(), newMemStore(), 200*time.Millisecond)
 	compile := func(srcs ...any) mraAlert {
 		a, ps := parseMultiAlert(mraAlertCfg(map[string]any{"recipients": srcs}), "multi_report_alerts[0]")
 		if a == nil {
@@ -344,7 +232,7 @@ func TestMultiReportRecipients(t *testing.T) {
 
 // mraWorld is a small district: two CHWs under one health centre, and a
 // stranger elsewhere.
-func mraWorld(reports ...Doc) *alertsMemStore {
+func mraWorld(reports ...Doc) *memStore {
 	docs := []Doc{
 		{"_id": "district", "type": "district_hospital", "name": "District"},
 		{"_id": "hc", "type": "health_center", "name": "HC", "parent": map[string]any{"_id": "district"}},
@@ -352,7 +240,7 @@ func mraWorld(reports ...Doc) *alertsMemStore {
 		{"_id": "chw2", "type": "person", "name": "Bob", "phone": "+254700000002", "parent": map[string]any{"_id": "hc", "parent": map[string]any{"_id": "district"}}},
 		{"_id": "other", "type": "person", "name": "Cid", "phone": "+254700000003"},
 	}
-	return newAlertsMemStore(append(docs, reports...)...)
+	return newMemStore(append(docs, reports...)...)
 }
 
 func mraReport(id, form, chw string, reportedMs float64, extra map[string]any) Doc {
@@ -415,9 +303,9 @@ func TestMultiReportAlertsRun(t *testing.T) {
 	// A third counted report: the threshold is met by all counted reports,
 	// but only its own sender is new.
 	c.Doc["_rev"] = "2-b"
-	store.docs["L"] = alertsClone(lineage.Minify(c.Doc))
+	store.docs["L"] = jsonClone(lineage.Minify(c.Doc))
 	delete(store.docs, "same") // it would be counted (and new) for L3
-	store.docs["L3"] = alertsClone(mraReport("L3", "C", "chw1", now+1000, nil))
+	store.docs["L3"] = jsonClone(mraReport("L3", "C", "chw1", now+1000, nil))
 	c3 := &Change{ID: "L3", Doc: hydrated(t, env, "L3"), Info: Doc{}}
 	if changed, err := tr.Run(context.Background(), env, c3); err != nil || !changed {
 		t.Fatalf("Run L3 = %v, %v", changed, err)
@@ -486,7 +374,7 @@ func TestMultiReportAlertsFailures(t *testing.T) {
 func TestMultiReportAlertsRunawayRecorded(t *testing.T) {
 	now := 1714557600000.0
 	main := mraWorld(mraReport("L", "C", "chw1", now, nil), mraReport("L2", "C", "chw2", now+1, nil))
-	sentinel := newAlertsMemStore()
+	sentinel := newMemStore()
 	settings := mraSettings(mraAlertCfg(map[string]any{"is_report_counted": "function(r, l) { for (;;) {} }"}))
 	cfg := Load(settings, config.Translations{})
 	if !cfg.Valid() {
@@ -573,8 +461,4 @@ func TestAlertViewsAgainstServer(t *testing.T) {
 	if len(hist) != 42 || hist[0]["_id"] != "r003" || hist[41]["_id"] != "r249" {
 		t.Errorf("history = %d reports, first %v", len(hist), hist[0]["_id"])
 	}
-}
-
-func (s *alertsMemStore) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error) {
-	return bulkViaPut(ctx, s, docs), nil
 }

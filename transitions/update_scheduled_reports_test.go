@@ -94,7 +94,7 @@ func TestLeafPlaceTypes(t *testing.T) {
 	}
 }
 
-func usrWorld(reports ...Doc) *alertsMemStore {
+func usrWorld(reports ...Doc) *memStore {
 	lineageOf := map[string]any{"_id": "hc", "parent": map[string]any{"_id": "district"}}
 	docs := []Doc{
 		{"_id": "district", "type": "district_hospital"},
@@ -106,7 +106,7 @@ func usrWorld(reports ...Doc) *alertsMemStore {
 		{"_id": "p3", "type": "person", "parent": map[string]any{"_id": "clinic2", "parent": lineageOf}},
 		{"_id": "sup", "type": "person", "parent": map[string]any{"_id": "hc", "parent": map[string]any{"_id": "district"}}},
 	}
-	return newAlertsMemStore(append(docs, reports...)...)
+	return newMemStore(append(docs, reports...)...)
 }
 
 func usrReport(id, person, storedParent string, fields map[string]any) Doc {
