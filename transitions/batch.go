@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -256,7 +257,18 @@ func (p *Processor) commit(ctx context.Context, b *Batch) error {
 		h.state = heldDone
 		p.observeMessages(h.raw, h.doc)
 	}
-	b.held = nil
+	// Every change is now done or handed to Redo; one that is neither
+	// would be tried again by the next commit rather than dropped.
+	var left []*heldChange
+	for _, h := range held {
+		if h.state != heldDone && h.state != heldRedo {
+			left = append(left, h)
+		}
+	}
+	b.held = left
+	if len(left) > 0 {
+		return fmt.Errorf("commit: %d changes not written", len(left))
+	}
 	return nil
 }
 
@@ -277,6 +289,9 @@ func (p *Processor) commitJournals(ctx context.Context, b *Batch, held []*heldCh
 	}
 	res, err := p.Sentinel.(infoBulk).BulkDocs(ctx, docs)
 	if err != nil {
+		if refused(err) {
+			return p.oneByOne(ctx, b, of, err)
+		}
 		return fmt.Errorf("write journals: %w", err)
 	}
 	for i, h := range of {
@@ -313,8 +328,14 @@ func (p *Processor) commitDocs(ctx context.Context, b *Batch, held []*heldChange
 	}
 	if len(creates) > 0 {
 		res, err := p.Main.BulkDocs(ctx, creates)
-		if err != nil {
+		if err != nil && !refused(err) {
 			return fmt.Errorf("write created docs: %w", err)
+		}
+		if err != nil {
+			if err := p.oneByOne(ctx, b, createOf, err); err != nil {
+				return err
+			}
+			res = nil
 		}
 		for i, h := range createOf {
 			if i >= len(res) || res[i].Err == nil || h.state == heldRedo {
@@ -349,6 +370,9 @@ func (p *Processor) commitDocs(ctx context.Context, b *Batch, held []*heldChange
 	}
 	res, err := p.Main.BulkDocs(ctx, docs)
 	if err != nil {
+		if refused(err) {
+			return p.oneByOne(ctx, b, of, err)
+		}
 		return fmt.Errorf("write changed docs: %w", err)
 	}
 	for i, h := range of {
@@ -399,6 +423,37 @@ func sameContent(a, b Doc) bool {
 	ja, err1 := strip(a)
 	jb, err2 := strip(b)
 	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
+
+// refused reports whether a bulk request failed for good (a 4xx, or a doc
+// that cannot be encoded): retrying it would hold the feed forever.
+func refused(err error) bool {
+	var ce *couch.Error
+	return errors.As(err, &ce) && !ce.Temporary()
+}
+
+// oneByOne hands the changes of a refused bulk request to Redo (journals
+// cleared), so that they are processed one at a time: the one bad doc then
+// fails on its own, is logged and passed over, and the others are saved.
+func (p *Processor) oneByOne(ctx context.Context, b *Batch, held []*heldChange, cause error) error {
+	p.Log.Warn().Err(cause).Int("changes", len(held)).Msg("A bulk write was refused; processing these changes one at a time")
+	for _, h := range held {
+		switch h.state {
+		case heldRedo, heldSaved, heldDone:
+			continue
+		case heldNew:
+			h.state = heldRedo
+			delete(b.overlay, h.change.ID)
+			ch := h.change
+			ch.Doc = nil
+			b.redo = append(b.redo, ch)
+		default:
+			if err := p.unjournal(ctx, b, h); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // unjournal clears the journal of a change whose save did not happen and

@@ -181,3 +181,75 @@ func TestGroupCommitReusesPersonLeftByACrash(t *testing.T) {
 		t.Errorf("report patient_id = %v, want the existing person's 77777", got)
 	}
 }
+
+// refusingDB refuses (400) any write of the doc with id bad, as a server
+// refuses a doc it cannot take.
+type refusingDB struct {
+	*couch.IndexedDB
+	bad string
+}
+
+func (r refusingDB) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error) {
+	for _, d := range docs {
+		if d["_id"] == r.bad {
+			return nil, &couch.Error{What: "bulk write", Status: 400, Msg: "bad request"}
+		}
+	}
+	return r.IndexedDB.BulkDocs(ctx, docs)
+}
+
+func (r refusingDB) Put(ctx context.Context, doc couch.Doc) error {
+	if doc["_id"] == r.bad {
+		return &couch.Error{What: "put", Status: 400, Msg: "bad request"}
+	}
+	return r.IndexedDB.Put(ctx, doc)
+}
+
+// TestGroupCommitRefusedBulkGoesOneByOne: a bulk request the server refuses
+// (one doc it cannot take) does not hold the feed: the batch's changes are
+// processed one at a time, the bad one fails alone, the others are saved.
+func TestGroupCommitRefusedBulkGoesOneByOne(t *testing.T) {
+	docs := append(submitter(),
+		report("r1", "P", map[string]any{"patient_name": "A", "ext_id": "E-1"}),
+		report("r2", "P", map[string]any{"patient_name": "B", "ext_id": "E-2"}),
+		report("r3", "P", map[string]any{"patient_name": "C", "ext_id": "E-3"}))
+	w := newGroupWorld(t, registrationSettings(), docs...)
+	w.p.Main = refusingDB{IndexedDB: w.main, bad: "r2"}
+	ctx := context.Background()
+	b, err := w.main.Changes(ctx, couch.FeedOptions{Limit: 500, IncludeDocs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb := w.p.NewBatch(ctx, b.Changes)
+	for _, ch := range b.Changes {
+		if _, err := w.p.ProcessIn(ctx, pb, w.cfg, ch); err != nil {
+			t.Fatalf("%s: %v", ch.ID, err)
+		}
+	}
+	if err := w.p.Flush(ctx, pb); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	redo := pb.Redo()
+	if len(redo) != 3 {
+		t.Fatalf("redo = %v, want the 3 registrations", redo)
+	}
+	rb := w.p.NewBatch(ctx, redo)
+	rb.OneByOne()
+	for _, ch := range redo {
+		_, err := w.p.ProcessIn(ctx, rb, w.cfg, ch)
+		if (err != nil) != (ch.ID == "r2") {
+			t.Errorf("%s: %v", ch.ID, err)
+		}
+	}
+	if err := w.p.Flush(ctx, rb); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]any{"r1": "E-1", "r2": nil, "r3": "E-3"} {
+		if got := w.env.Get(t, w.env.MainDB, id)["patient_id"]; got != want {
+			t.Errorf("%s patient_id = %v, want %v", id, got, want)
+		}
+		if info := w.env.Get(t, w.env.MainDB+"-sentinel", id+"-info"); info[pendingKey] != nil {
+			t.Errorf("%s info keeps a journal: %v", id, info)
+		}
+	}
+}
