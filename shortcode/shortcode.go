@@ -44,27 +44,49 @@ func CheckDigit(ds []int) int {
 	return c
 }
 
-// Random returns one candidate of exactly length digits. Digits come from
-// crypto/rand bytes by rejection (bytes of 250 and up are dropped), so each
-// is uniform; one read serves the whole candidate in the usual case.
+// Random returns one candidate of exactly length digits.
 func Random(length int) (string, error) {
+	return randomFrom(&digitSource{}, length)
+}
+
+// digitSource deals uniform random digits from crypto/rand bytes read 512
+// at a time (bytes of 250 and up are dropped, so each digit is uniform):
+// one read serves many candidates.
+type digitSource struct {
+	buf [512]byte
+	n   int // unread bytes at the end of buf
+}
+
+func (d *digitSource) next() (int, error) {
+	for {
+		if d.n == 0 {
+			if _, err := rand.Read(d.buf[:]); err != nil {
+				return 0, err
+			}
+			d.n = len(d.buf)
+		}
+		b := d.buf[len(d.buf)-d.n]
+		d.n--
+		if b < 250 {
+			return int(b % 10), nil
+		}
+	}
+}
+
+// randomFrom returns one candidate of exactly length digits (random digits
+// and their check digit).
+func randomFrom(src *digitSource, length int) (string, error) {
 	if length < 2 {
 		return "", fmt.Errorf("shortcode length %d: too short", length)
 	}
-	ds := make([]int, 0, length-1)
-	buf := make([]byte, length+8)
-	for len(ds) < length-1 {
-		if _, err := rand.Read(buf); err != nil {
+	ds := make([]int, length-1)
+	out := make([]byte, length)
+	for i := range ds {
+		d, err := src.next()
+		if err != nil {
 			return "", err
 		}
-		for _, b := range buf {
-			if b < 250 && len(ds) < length-1 {
-				ds = append(ds, int(b%10))
-			}
-		}
-	}
-	out := make([]byte, length)
-	for i, d := range ds {
+		ds[i] = d
 		out[i] = byte('0' + d)
 	}
 	out[length-1] = byte('0' + CheckDigit(ds))
@@ -90,8 +112,9 @@ func (g *Generator) Next(ctx context.Context) (string, error) {
 	for ; length <= MaxLength; length++ {
 		codes := make([]string, 0, candidates)
 		seen := map[string]bool{}
+		src := &digitSource{}
 		for len(codes) < candidates {
-			c, err := Random(length)
+			c, err := randomFrom(src, length)
 			if err != nil {
 				return "", fmt.Errorf("random shortcode: %w", err)
 			}

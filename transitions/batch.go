@@ -57,14 +57,15 @@ type current struct {
 
 // heldChange is a changed doc whose writes are held back.
 type heldChange struct {
-	change  couch.Change
-	info    Doc            // info doc as read (before the journal)
-	records map[string]any // transitions records to write
-	rev     string         // revision processed
-	doc     Doc            // minified doc to save (with _rev = rev)
-	raw     Doc            // doc as read, for the observer's message count
-	creates []Doc
-	state   heldState
+	change   couch.Change
+	info     Doc            // info doc as read (before the journal)
+	records  map[string]any // transitions records to write
+	rev      string         // revision processed
+	doc      Doc            // minified doc to save (with _rev = rev)
+	raw      Doc            // doc as read, for the observer's message count
+	creates  []Doc
+	state    heldState
+	savedRev string // revision of the doc's save
 }
 
 type heldState int
@@ -100,6 +101,9 @@ type infoBulk interface {
 // request (when the store can), and the docs read with the feed seed the
 // hydration cache. A failed preload only costs reads later.
 func (p *Processor) NewBatch(ctx context.Context, changes []couch.Change) *Batch {
+	if p.recent == nil {
+		p.recent = recentWrites{}
+	}
 	b := &Batch{p: p, infos: map[string]Doc{}, overlay: map[string]Doc{}}
 	b.store = &batchStore{Store: p.Main, b: b}
 	b.sentinel = &batchInfoStore{InfoStore: p.Sentinel, b: b}
@@ -109,27 +113,70 @@ func (p *Processor) NewBatch(ctx context.Context, changes []couch.Change) *Batch
 		b.group = bulk
 	}
 	var ids []string
+	var read []string // doc ids whose info doc is read
 	for _, ch := range changes {
 		if Ignored(ch.ID) || ch.Deleted {
 			continue
 		}
-		ids = append(ids, InfoID(ch.ID))
 		if ch.Doc != nil {
 			b.hydrator.Prime(ch.Doc)
 		}
+		if info, ok := p.recent.take(ch.ID, ch.Rev); ok {
+			b.infos[ch.ID] = info
+			continue
+		}
+		ids = append(ids, InfoID(ch.ID))
+		read = append(read, ch.ID)
 	}
 	if g, ok := p.Sentinel.(infoGetter); ok && len(ids) > 0 {
 		if got, err := g.GetMany(ctx, ids); err == nil {
-			for _, ch := range changes {
-				if Ignored(ch.ID) || ch.Deleted {
-					continue
-				}
-				b.infos[ch.ID] = got[InfoID(ch.ID)] // nil when missing
+			for _, id := range read {
+				b.infos[id] = got[InfoID(id)] // nil when missing
 			}
 		}
 	}
 	return b
 }
+
+// recentWrites remembers, for the docs a group commit just wrote (saved or
+// created), the revision written and the info doc as written (nil: none),
+// so that the change each write comes back as in the feed needs no info
+// read. An entry is used once, only for that exact revision, and dropped
+// whenever the daemon writes that info doc another way.
+type recentWrites map[string]recentWrite
+
+type recentWrite struct {
+	rev  string
+	info Doc
+}
+
+// recentMax bounds the entries kept for changes that never came back.
+const recentMax = 20000
+
+func (r recentWrites) put(id, rev string, info Doc) {
+	if r == nil || rev == "" {
+		return
+	}
+	if len(r) >= recentMax {
+		clear(r)
+	}
+	r[id] = recentWrite{rev: rev, info: info}
+}
+
+// take returns (and forgets) the info doc written with revision rev of id.
+func (r recentWrites) take(id, rev string) (Doc, bool) {
+	w, ok := r[id]
+	if !ok {
+		return nil, false
+	}
+	delete(r, id)
+	if w.rev != rev || rev == "" {
+		return nil, false
+	}
+	return w.info, true
+}
+
+func (r recentWrites) forget(id string) { delete(r, id) }
 
 // OneByOne makes every change of the batch write through (no group commit).
 func (b *Batch) OneByOne() { b.group = false }
@@ -167,7 +214,7 @@ func (b *Batch) hold(h *heldChange) {
 	h.creates = b.cur.creates
 	b.cur = nil
 	b.held = append(b.held, h)
-	b.overlay[h.change.ID] = jsv.CloneMap(h.doc)
+	b.overlay[h.change.ID] = h.doc // never modified: reads get copies
 	b.hydrator.Forget(h.change.ID)
 	if ds, ok := b.p.Main.(DeferringStore); ok {
 		ds.Observe(h.doc)
@@ -255,6 +302,7 @@ func (p *Processor) commit(ctx context.Context, b *Batch) error {
 	}
 	for _, h := range finalOf {
 		h.state = heldDone
+		p.recent.put(h.change.ID, h.savedRev, b.infos[h.change.ID])
 		p.observeMessages(h.raw, h.doc)
 	}
 	// Every change is now done or handed to Redo; one that is neither
@@ -338,7 +386,12 @@ func (p *Processor) commitDocs(ctx context.Context, b *Batch, held []*heldChange
 			res = nil
 		}
 		for i, h := range createOf {
-			if i >= len(res) || res[i].Err == nil || h.state == heldRedo {
+			if i < len(res) && res[i].Err == nil {
+				// Created now: it has no info doc yet.
+				p.recent.put(jsv.String(creates[i]["_id"]), res[i].Rev, nil)
+				continue
+			}
+			if i >= len(res) || h.state == heldRedo {
 				continue
 			}
 			// A 409 with our content is an earlier attempt of this commit.
@@ -361,7 +414,8 @@ func (p *Processor) commitDocs(ctx context.Context, b *Batch, held []*heldChange
 			h.state = heldCreated
 		}
 		if h.state == heldCreated {
-			docs = append(docs, jsv.CloneMap(h.doc))
+			// The bulk write sets _rev on success only; h.doc is not read after.
+			docs = append(docs, h.doc)
 			of = append(of, h)
 		}
 	}
@@ -379,6 +433,7 @@ func (p *Processor) commitDocs(ctx context.Context, b *Batch, held []*heldChange
 		delete(b.overlay, h.change.ID)
 		if i < len(res) && res[i].Err == nil {
 			h.state = heldSaved
+			h.savedRev = res[i].Rev
 			continue
 		}
 		var rerr error
@@ -656,6 +711,7 @@ func (s *batchInfoStore) Put(ctx context.Context, doc Doc) error {
 	err := s.InfoStore.Put(ctx, doc)
 	if id, _ := doc["_id"].(string); len(id) > len("-info") && id[len(id)-len("-info"):] == "-info" {
 		docID := id[:len(id)-len("-info")]
+		s.b.p.recent.forget(docID)
 		if err == nil {
 			s.b.infos[docID] = jsvClone(doc)
 		} else {

@@ -253,3 +253,28 @@ func TestGroupCommitRefusedBulkGoesOneByOne(t *testing.T) {
 		}
 	}
 }
+
+func TestRecentWrites(t *testing.T) {
+	r := recentWrites{}
+	r.put("a", "2-x", Doc{"_id": "a-info", "transitions": map[string]any{}})
+	r.put("p", "1-y", nil)
+	if _, ok := r.take("a", "3-z"); ok {
+		t.Error("an entry for another revision was used")
+	}
+	if _, ok := r.take("a", "2-x"); ok {
+		t.Error("an entry was used after a miss dropped it")
+	}
+	if info, ok := r.take("p", "1-y"); !ok || info != nil {
+		t.Errorf("created doc: %v, %v (want no info doc, found)", info, ok)
+	}
+	if _, ok := r.take("p", "1-y"); ok {
+		t.Error("an entry was used twice")
+	}
+	r.put("b", "1-a", nil)
+	r.forget("b")
+	if _, ok := r.take("b", "1-a"); ok {
+		t.Error("a forgotten entry was used")
+	}
+	var none recentWrites
+	none.put("x", "1-a", nil) // nil map: no-op, no panic
+}

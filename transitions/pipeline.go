@@ -46,6 +46,8 @@ type Processor struct {
 	Observer Observer
 	// PhoneOwner picks the contact a shared phone number is attributed to.
 	PhoneOwner PhoneOwner
+
+	recent recentWrites // info docs of the last group commits' writes
 }
 
 // Observer receives what the pipeline did, for metrics.
@@ -334,6 +336,7 @@ func (p *Processor) resolvePending(ctx context.Context, b *Batch, id string, inf
 // writeInfo applies edit to the info doc and saves it; on a 409 it re-reads
 // and re-applies. It returns the saved version.
 func (p *Processor) writeInfo(ctx context.Context, b *Batch, id string, info Doc, edit func(Doc)) (Doc, error) {
+	p.recent.forget(id)
 	for attempt := 0; attempt < 10; attempt++ {
 		next := jsv.CloneMap(info)
 		edit(next)
