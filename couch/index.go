@@ -3,6 +3,7 @@ package couch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"sort"
@@ -40,7 +41,13 @@ import (
 type Index struct {
 	mu    sync.RWMutex
 	ready bool
-	seed  maphash.Seed
+	// While Bootstrap runs (building), lookups wait for it (readyCh), and
+	// the ids observed from elsewhere (fresh: the feed, own writes) are not
+	// overwritten by the scan, whose pages may be older.
+	building bool
+	readyCh  chan struct{}
+	fresh    map[string]struct{}
+	seed     maphash.Seed
 	// byKey: hash of "p:"+phone, "s:"+shortcode or "e:"+RC code → contact ids.
 	byKey map[uint64][]string
 	// keysOf: hash of a contact id → hashes of its keys, to drop them when it changes.
@@ -62,8 +69,9 @@ const docCacheSize = 5000
 // NewIndex returns an empty index; it answers nothing until Bootstrap.
 func NewIndex() *Index {
 	return &Index{
-		seed:   maphash.MakeSeed(),
-		byKey:  map[uint64][]string{},
+		seed:    maphash.MakeSeed(),
+		readyCh: make(chan struct{}),
+		byKey:   map[uint64][]string{},
 		keysOf: map[uint64][]uint64{},
 		used:   map[uint64]struct{}{},
 		ids:    map[uint64]struct{}{},
@@ -156,12 +164,56 @@ func (x *Index) Ready() bool {
 	return x.ready
 }
 
+// ErrNotBuilding is WaitReady's answer when no Bootstrap has started.
+var ErrNotBuilding = errors.New("lookup index not built")
+
+// WaitReady waits until the index is ready. It returns ErrNotBuilding at once
+// when no Bootstrap has started (the caller then uses the views).
+func (x *Index) WaitReady(ctx context.Context) error {
+	x.mu.RLock()
+	ready, building := x.ready, x.building
+	x.mu.RUnlock()
+	switch {
+	case ready:
+		return nil
+	case !building:
+		return ErrNotBuilding
+	}
+	select {
+	case <-x.readyCh:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// InUse reports whether the index is ready or being built: lookups are then
+// answered from memory (after waiting for the build).
+func (x *Index) InUse() bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.ready || x.building
+}
+
 // bootstrapPage is the page size of the startup scan.
 const bootstrapPage = 1000
 
 // Bootstrap builds the index with a paged `_all_docs?include_docs=true`
 // scan of db. Docs are decoded a page at a time and only their keys kept.
+//
+// It may run while the feed is processed: lookups wait for it, and what the
+// feed and own writes observe meanwhile wins over the scan's pages.
 func (x *Index) Bootstrap(ctx context.Context, db *DB) error {
+	x.mu.Lock()
+	if x.ready {
+		x.mu.Unlock()
+		return nil
+	}
+	x.building = true
+	if x.fresh == nil {
+		x.fresh = map[string]struct{}{}
+	}
+	x.mu.Unlock()
 	params := map[string]any{"include_docs": true, "limit": bootstrapPage}
 	scanned := 0
 	for {
@@ -171,7 +223,7 @@ func (x *Index) Bootstrap(ctx context.Context, db *DB) error {
 		}
 		for _, r := range rows {
 			if r.Doc != nil && !strings.HasPrefix(r.ID, "_design/") {
-				x.Observe(r.Doc)
+				x.observe(r.Doc, true)
 			}
 		}
 		scanned += len(rows)
@@ -185,14 +237,19 @@ func (x *Index) Bootstrap(ctx context.Context, db *DB) error {
 		params["skip"] = 1
 	}
 	x.mu.Lock()
-	x.ready = true
+	x.ready, x.building, x.fresh = true, false, nil
+	close(x.readyCh)
 	x.mu.Unlock()
 	return nil
 }
 
 // Observe records the current version of a doc (from the feed, a read or
 // an own write).
-func (x *Index) Observe(doc Doc) {
+func (x *Index) Observe(doc Doc) { x.observe(doc, false) }
+
+// observe records doc; a scanned doc is dropped when a fresher version was
+// observed since the scan began.
+func (x *Index) observe(doc Doc, scanned bool) {
 	id, _ := doc["_id"].(string)
 	if id == "" {
 		return
@@ -210,6 +267,14 @@ func (x *Index) Observe(doc Doc) {
 	h := x.hash(id)
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.building {
+		if _, seen := x.fresh[id]; seen && scanned {
+			return
+		}
+		if !scanned {
+			x.fresh[id] = struct{}{}
+		}
+	}
 	x.ids[h] = struct{}{}
 	for _, c := range codes {
 		x.used[x.hash(c)] = struct{}{}
@@ -234,6 +299,9 @@ func (x *Index) Observe(doc Doc) {
 func (x *Index) Remove(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.building {
+		x.fresh[id] = struct{}{}
+	}
 	x.dropKeys(x.hash(id), id)
 	x.docs.drop(id)
 }

@@ -1,6 +1,8 @@
 package couch
 
 import (
+	"context"
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -99,5 +101,38 @@ func TestDocCacheIsBounded(t *testing.T) {
 	}
 	if _, ok := c.get("e"); !ok {
 		t.Error("newest entry evicted")
+	}
+}
+
+// TestIndexScanDoesNotOverwriteFresherDocs: while the start scan runs beside
+// the feed, a doc the feed (or an own write) observed wins over the scan's
+// older page, and a deletion is not resurrected.
+func TestIndexScanDoesNotOverwriteFresherDocs(t *testing.T) {
+	x := NewIndex()
+	if err := x.WaitReady(context.Background()); !errors.Is(err, ErrNotBuilding) {
+		t.Fatalf("WaitReady before any build = %v", err)
+	}
+	x.mu.Lock()
+	x.building, x.fresh = true, map[string]struct{}{}
+	x.mu.Unlock()
+	if !x.InUse() {
+		t.Error("an index being built is not in use")
+	}
+	x.Observe(Doc{"_id": "c", "type": "person", "phone": "+2", "_rev": "2-b"})
+	x.observe(Doc{"_id": "c", "type": "person", "phone": "+1", "_rev": "1-a"}, true)
+	x.Remove("gone")
+	x.observe(Doc{"_id": "gone", "type": "person", "phone": "+3", "_rev": "1-a"}, true)
+	x.observe(Doc{"_id": "old", "type": "person", "phone": "+4", "_rev": "1-a"}, true)
+	if got := x.candidates("p:+1"); len(got) != 0 {
+		t.Errorf("the scan's older version won: %v", got)
+	}
+	if got := x.candidates("p:+2"); len(got) != 1 {
+		t.Errorf("the fresher version is lost: %v", got)
+	}
+	if got := x.candidates("p:+3"); len(got) != 0 {
+		t.Errorf("a deleted doc came back from the scan: %v", got)
+	}
+	if got := x.candidates("p:+4"); len(got) != 1 {
+		t.Errorf("a scanned doc is missing: %v", got)
 	}
 }

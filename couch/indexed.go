@@ -2,6 +2,7 @@ package couch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -19,9 +20,20 @@ func NewIndexedDB(db *DB) *IndexedDB { return &IndexedDB{DB: db, Index: NewIndex
 // Bootstrap builds the index (see Index.Bootstrap).
 func (d *IndexedDB) Bootstrap(ctx context.Context) error { return d.Index.Bootstrap(ctx, d.DB) }
 
-// Indexed reports whether lookups are answered from memory: writes the
-// caller holds back are then visible to them once Observe'd.
-func (d *IndexedDB) Indexed() bool { return d.Index.Ready() }
+// Indexed reports whether lookups are answered from memory (the index is
+// built or being built: lookups wait for it): writes the caller holds back
+// are then visible to them once Observe'd.
+func (d *IndexedDB) Indexed() bool { return d.Index.InUse() }
+
+// fromIndex waits for the index; false means no index is being built and
+// the views must answer.
+func (d *IndexedDB) fromIndex(ctx context.Context) (bool, error) {
+	err := d.Index.WaitReady(ctx)
+	if errors.Is(err, ErrNotBuilding) {
+		return false, nil
+	}
+	return err == nil, err
+}
 
 // Observe records a doc's new version in the index (e.g. a write that is
 // held back to be sent in bulk).
@@ -50,7 +62,10 @@ func (d *IndexedDB) contacts(ctx context.Context, key string) ([]Doc, error) {
 
 // ContactsByPhone returns contacts whose phone is exactly phone.
 func (d *IndexedDB) ContactsByPhone(ctx context.Context, phone string) ([]Doc, error) {
-	if !d.Indexed() {
+	if ok, err := d.fromIndex(ctx); err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
 		return d.DB.ContactsByPhone(ctx, phone)
 	}
 	return d.contacts(ctx, phoneKey+phone)
@@ -58,7 +73,10 @@ func (d *IndexedDB) ContactsByPhone(ctx context.Context, phone string) ([]Doc, e
 
 // ContactsByShortcode returns contacts whose patient_id or place_id is code.
 func (d *IndexedDB) ContactsByShortcode(ctx context.Context, code string) ([]Doc, error) {
-	if !d.Indexed() {
+	if ok, err := d.fromIndex(ctx); err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
 		return d.DB.ContactsByShortcode(ctx, code)
 	}
 	return d.contacts(ctx, shortcodeKey+code)
@@ -66,7 +84,10 @@ func (d *IndexedDB) ContactsByShortcode(ctx context.Context, code string) ([]Doc
 
 // ContactsByRCCode returns contacts whose upper-cased rc_code is code.
 func (d *IndexedDB) ContactsByRCCode(ctx context.Context, code string) ([]Doc, error) {
-	if !d.Indexed() {
+	if ok, err := d.fromIndex(ctx); err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
 		return d.DB.ContactsByRCCode(ctx, code)
 	}
 	return d.contacts(ctx, rcCodeKey+code)
@@ -74,7 +95,10 @@ func (d *IndexedDB) ContactsByRCCode(ctx context.Context, code string) ([]Doc, e
 
 // UsedShortcodes returns which of codes any doc holds.
 func (d *IndexedDB) UsedShortcodes(ctx context.Context, codes []string) (map[string]bool, error) {
-	if !d.Indexed() {
+	if ok, err := d.fromIndex(ctx); err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
 		return d.DB.UsedShortcodes(ctx, codes)
 	}
 	return d.Index.Used(codes), nil

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -32,6 +33,9 @@ func (d *Daemon) follow(ctx context.Context) {
 		PhoneOwner: d.opts.PhoneOwner,
 	}
 	cp := couch.NewCheckpoint(d.client.Sentinel)
+	var indexOnce sync.Once
+	var indexing sync.WaitGroup
+	defer indexing.Wait()
 	for ctx.Err() == nil {
 		cfg := d.cfg.Load()
 		if cfg == nil || !cfg.Valid() {
@@ -54,26 +58,31 @@ func (d *Daemon) follow(ctx context.Context) {
 		}); err != nil {
 			return
 		}
-		if !main.Indexed() {
-			started := time.Now()
-			lastLog := started
-			main.Index.Progress = func(scanned int) {
-				// A large database takes a while: stay alive for systemd
-				// and say how far the scan is.
-				d.watchdogPing()
-				if time.Since(lastLog) >= 10*time.Second {
-					lastLog = time.Now()
-					log.Info().Int("docs", scanned).Msg("Building the lookup index")
-				}
-			}
-			if err := d.retry(ctx, "build the lookup index", main.Bootstrap); err != nil {
-				return
-			}
-			log.Info().Dur("took", time.Since(started)).Msg("Lookup index built (contacts, shortcodes)")
-		}
+		// The lookup index is built beside the feed (once): lookups wait for
+		// it, changes that need none go ahead.
+		indexOnce.Do(func() {
+			indexing.Go(func() { d.buildIndex(ctx, log, main) })
+		})
 		log.Info().Str("seq", since).Msg("Following changes")
 		d.followFrom(ctx, log, proc, main, cp, since)
 	}
+}
+
+// buildIndex builds the lookup index, retrying while the server fails.
+func (d *Daemon) buildIndex(ctx context.Context, log zerolog.Logger, main *couch.IndexedDB) {
+	started := time.Now()
+	lastLog := started
+	main.Index.Progress = func(scanned int) {
+		// A large database takes a while: say how far the scan is.
+		if time.Since(lastLog) >= 10*time.Second {
+			lastLog = time.Now()
+			log.Info().Int("docs", scanned).Msg("Building the lookup index")
+		}
+	}
+	if err := d.retry(ctx, "build the lookup index", main.Bootstrap); err != nil {
+		return
+	}
+	log.Info().Dur("took", time.Since(started)).Msg("Lookup index built (contacts, shortcodes)")
 }
 
 // followFrom reads batches until ctx ends or the config becomes invalid.
