@@ -72,10 +72,10 @@ func NewIndex() *Index {
 		seed:    maphash.MakeSeed(),
 		readyCh: make(chan struct{}),
 		byKey:   map[uint64][]string{},
-		keysOf: map[uint64][]uint64{},
-		used:   map[uint64]struct{}{},
-		ids:    map[uint64]struct{}{},
-		docs:   newDocCache(docCacheSize),
+		keysOf:  map[uint64][]uint64{},
+		used:    map[uint64]struct{}{},
+		ids:     map[uint64]struct{}{},
+		docs:    newDocCache(docCacheSize),
 	}
 }
 
