@@ -30,7 +30,7 @@ import (
 // at most the backlog. Taken shortcodes are never forgotten (a freed code
 // stays reserved), which can only make ids more unique.
 //
-// Keys are stored as 64-bit hashes to keep the index small (about 100 bytes
+// Keys are stored as 64-bit hashes to keep the index small (about 80 bytes
 // per contact, 20 per other doc): a collision can only add a candidate, and
 // candidates are checked against their docs (IndexedDB does), make a free
 // shortcode look taken, or cost a read of a doc that does not exist.
@@ -48,10 +48,14 @@ type Index struct {
 	readyCh  chan struct{}
 	fresh    map[string]struct{}
 	seed     maphash.Seed
-	// byKey: hash of "p:"+phone, "s:"+shortcode or "e:"+RC code → contact ids.
-	byKey map[uint64][]string
-	// keysOf: hash of a contact id → hashes of its keys, to drop them when it changes.
-	keysOf map[uint64][]uint64
+	// byKey: hash of "p:"+phone, "s:"+shortcode or "e:"+RC code → contact
+	// ids; keysOf: hash of a contact id → hashes of its keys, to drop them
+	// when it changes. Most keys have one contact and most contacts one key:
+	// the "1" maps hold those without a slice, the "N" maps the others.
+	byKey1  map[uint64]string
+	byKeyN  map[uint64][]string
+	keysOf1 map[uint64]uint64
+	keysOfN map[uint64][]uint64
 	// used: hashes of the shortcodes any doc holds.
 	used map[uint64]struct{}
 	// ids: hashes of every doc id seen (deleted ones stay: "may exist").
@@ -71,8 +75,10 @@ func NewIndex() *Index {
 	return &Index{
 		seed:    maphash.MakeSeed(),
 		readyCh: make(chan struct{}),
-		byKey:   map[uint64][]string{},
-		keysOf:  map[uint64][]uint64{},
+		byKey1:  map[uint64]string{},
+		byKeyN:  map[uint64][]string{},
+		keysOf1: map[uint64]uint64{},
+		keysOfN: map[uint64][]uint64{},
 		used:    map[uint64]struct{}{},
 		ids:     map[uint64]struct{}{},
 		docs:    newDocCache(docCacheSize),
@@ -280,13 +286,19 @@ func (x *Index) observe(doc Doc, scanned bool) {
 		x.used[x.hash(c)] = struct{}{}
 	}
 	x.dropKeys(h, id)
-	if len(keys) > 0 {
+	switch len(keys) {
+	case 0:
+	case 1:
+		k := x.hash(keys[0])
+		x.addID(k, id)
+		x.keysOf1[h] = k
+	default:
 		hs := make([]uint64, len(keys))
 		for i, k := range keys {
 			hs[i] = x.hash(k)
-			x.byKey[hs[i]] = appendID(x.byKey[hs[i]], id)
+			x.addID(hs[i], id)
 		}
-		x.keysOf[h] = hs
+		x.keysOfN[h] = hs
 	}
 	if body != nil {
 		x.docs.put(id, body)
@@ -315,14 +327,50 @@ func (x *Index) Forget(id string) {
 }
 
 func (x *Index) dropKeys(h uint64, id string) {
-	for _, k := range x.keysOf[h] {
-		if ids := removeID(x.byKey[k], id); len(ids) > 0 {
-			x.byKey[k] = ids
-		} else {
-			delete(x.byKey, k)
-		}
+	if k, ok := x.keysOf1[h]; ok {
+		x.dropID(k, id)
+		delete(x.keysOf1, h)
+		return
 	}
-	delete(x.keysOf, h)
+	for _, k := range x.keysOfN[h] {
+		x.dropID(k, id)
+	}
+	delete(x.keysOfN, h)
+}
+
+// addID files id under key hash k.
+func (x *Index) addID(k uint64, id string) {
+	if ids, ok := x.byKeyN[k]; ok {
+		x.byKeyN[k] = appendID(ids, id)
+		return
+	}
+	if one, ok := x.byKey1[k]; ok {
+		if one != id {
+			delete(x.byKey1, k)
+			x.byKeyN[k] = []string{one, id}
+		}
+		return
+	}
+	x.byKey1[k] = id
+}
+
+// dropID removes id from key hash k.
+func (x *Index) dropID(k uint64, id string) {
+	if one, ok := x.byKey1[k]; ok {
+		if one == id {
+			delete(x.byKey1, k)
+		}
+		return
+	}
+	switch ids := removeID(x.byKeyN[k], id); len(ids) {
+	case 0:
+		delete(x.byKeyN, k)
+	case 1:
+		delete(x.byKeyN, k)
+		x.byKey1[k] = ids[0]
+	default:
+		x.byKeyN[k] = ids
+	}
 }
 
 func appendID(ids []string, id string) []string {
@@ -349,7 +397,12 @@ func (x *Index) candidates(key string) []string {
 	h := x.hash(key)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := append([]string(nil), x.byKey[h]...)
+	var out []string
+	if one, ok := x.byKey1[h]; ok {
+		out = []string{one}
+	} else {
+		out = append(out, x.byKeyN[h]...)
+	}
 	sort.Strings(out)
 	return out
 }

@@ -9,8 +9,9 @@ import (
 // per process, so that a loop cannot flood a phone: past the limit a new
 // one is `duplicate`. An entry expires 30 minutes after its latest use.
 type Duplicates struct {
-	mu      sync.Mutex
-	entries map[dupKey]*dupEntry
+	mu        sync.Mutex
+	entries   map[dupKey]*dupEntry
+	lastSweep time.Time
 }
 
 type dupKey struct{ to, text string }
@@ -34,7 +35,11 @@ func (d *Duplicates) Seen(to, text string, limit int, now time.Time) bool {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.entries) > 10000 {
+	// Expired entries are swept at most once a minute: sweeping on every
+	// call once past 10,000 live entries made a reply-heavy catch-up
+	// quadratic.
+	if len(d.entries) > 10000 && now.Sub(d.lastSweep) >= time.Minute {
+		d.lastSweep = now
 		for k, e := range d.entries {
 			if now.Sub(e.last) > dupTTL {
 				delete(d.entries, k)

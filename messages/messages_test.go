@@ -3,6 +3,7 @@ package messages
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -155,5 +156,26 @@ func TestSetState(t *testing.T) {
 	}
 	if !SetState(task, "failed", map[string]any{"reason": "x"}, "", false, now) || len(task["state_history"].([]any)) != 2 {
 		t.Fatalf("task = %v", task)
+	}
+}
+
+// TestDuplicatesSweepIsBounded: past 10,000 live entries, expired ones are
+// swept at most once a minute, not on every message.
+func TestDuplicatesSweepIsBounded(t *testing.T) {
+	d := NewDuplicates()
+	now := time.Now()
+	for i := 0; i < 10001; i++ {
+		d.Seen("+1", fmt.Sprint(i), 5, now)
+	}
+	d.Seen("+1", "a", 5, now)
+	swept := d.lastSweep
+	d.Seen("+1", "b", 5, now.Add(time.Second))
+	if d.lastSweep != swept {
+		t.Error("swept again within a minute")
+	}
+	later := now.Add(31 * time.Minute)
+	d.Seen("+1", "c", 5, later)
+	if len(d.entries) != 1 {
+		t.Errorf("after expiry %d entries remain, want 1", len(d.entries))
 	}
 }
