@@ -497,11 +497,7 @@ func (p *Processor) oneByOne(ctx context.Context, b *Batch, held []*heldChange, 
 		case heldRedo, heldSaved, heldDone:
 			continue
 		case heldNew:
-			h.state = heldRedo
-			delete(b.overlay, h.change.ID)
-			ch := h.change
-			ch.Doc = nil
-			b.redo = append(b.redo, ch)
+			b.handBack(h)
 		default:
 			if err := p.unjournal(ctx, b, h); err != nil {
 				return err
@@ -517,19 +513,25 @@ func (p *Processor) unjournal(ctx context.Context, b *Batch, h *heldChange) erro
 	if _, err := p.writeInfo(ctx, b, h.change.ID, b.infos[h.change.ID], func(d Doc) { delete(d, pendingKey) }); err != nil {
 		return err
 	}
+	b.handBack(h)
+	return nil
+}
+
+// handBack hands a held change to Redo: its doc is read again there.
+func (b *Batch) handBack(h *heldChange) {
 	h.state = heldRedo
 	delete(b.overlay, h.change.ID)
 	b.hydrator.Forget(h.change.ID)
 	ch := h.change
-	ch.Doc = nil // read again
+	ch.Doc = nil
 	b.redo = append(b.redo, ch)
-	return nil
 }
 
 // writeInfos writes docs and the queued info docs in one bulk request when
 // the store can; a conflicting one is re-read and its transitions re-applied.
 func (p *Processor) writeInfos(ctx context.Context, b *Batch, docs []Doc) error {
-	pending := append(docs, b.pending...)
+	queued := b.pending
+	pending := append(docs, queued...)
 	b.pending = nil
 	if len(pending) == 0 {
 		return nil
@@ -538,7 +540,9 @@ func (p *Processor) writeInfos(ctx context.Context, b *Batch, docs []Doc) error 
 	if bulk, ok := p.Sentinel.(infoBulk); ok {
 		res, err := bulk.BulkDocs(ctx, pending)
 		if err != nil {
-			b.pending = pending
+			// Only the queued infos wait here: the next commit builds the
+			// final infos of its held changes again.
+			b.pending = queued
 			return fmt.Errorf("write info docs: %w", err)
 		}
 		for i, r := range res {
