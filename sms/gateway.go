@@ -9,7 +9,6 @@ import (
 
 	"sentinel-go/jsv"
 	"sentinel-go/messages"
-	"sentinel-go/phone"
 )
 
 // gatewayBatch is the most messages handed to CHT Gateway per poll (§4.3).
@@ -184,20 +183,17 @@ func (s *Service) gatewayOutgoing(ctx context.Context, sn *snapshot) ([]gatewayO
 	if err != nil {
 		return nil, err
 	}
+	cc, pv := sn.settings.DefaultCountryCode(), sn.settings.String("phone_validation", "")
 	for _, m := range due {
 		doc := docs[m.docID]
 		if doc == nil {
 			continue
 		}
-		task, msg := findMessage(doc, m.uuid)
-		if msg == nil || (task["state"] != messages.StatePending && task["state"] != messages.StateForwarded) {
+		to, text, ok := sendable(doc, m.uuid, cc, pv)
+		if !ok {
 			continue
 		}
-		to := jsv.String(msg["to"])
-		if n, ok := phone.Normalize(to, sn.settings.DefaultCountryCode(), sn.settings.String("phone_validation", "")); ok {
-			to = n
-		}
-		out = append(out, gatewayOut{ID: m.uuid, To: to, Content: jsv.String(msg["message"])})
+		out = append(out, gatewayOut{ID: m.uuid, To: to, Content: text})
 	}
 	if _, err := s.applyChanges(ctx, ids, changes); err != nil {
 		return nil, fmt.Errorf("mark messages forwarded-to-gateway: %w", err)

@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"sentinel-go/couch"
-	"sentinel-go/jsv"
 	"sentinel-go/messages"
-	"sentinel-go/phone"
 )
 
 // sendBatch is how many messages a run sends (spec §8.1).
@@ -175,15 +173,11 @@ func (s *Service) sendDue(ctx context.Context, sn *snapshot, p *provider, st *se
 		if doc == nil {
 			continue
 		}
-		task, msg := findMessage(doc, m.uuid)
-		if msg == nil || (task["state"] != messages.StatePending && task["state"] != messages.StateForwarded) {
+		to, text, ok := sendable(doc, m.uuid, cc, pv)
+		if !ok {
 			continue
 		}
-		to := jsv.String(msg["to"])
-		if n, ok := phone.Normalize(to, cc, pv); ok {
-			to = n
-		}
-		res := p.send(ctx, to, jsv.String(msg["message"]))
+		res := p.send(ctx, to, text)
 		if res.change == nil && ctx.Err() != nil {
 			return nil // stopping: not the message's failure
 		}

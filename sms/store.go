@@ -10,6 +10,7 @@ import (
 	"sentinel-go/couch"
 	"sentinel-go/jsv"
 	"sentinel-go/messages"
+	"sentinel-go/phone"
 )
 
 // designID is the SMS component's own design doc. It is separate from the
@@ -180,6 +181,21 @@ func (s *Service) eachRow(ctx context.Context, view string, startkey any, pageSi
 		}
 		params = map[string]any{"limit": pageSize + 1, "startkey": rows[pageSize].Key}
 	}
+}
+
+// sendable returns the recipient (normalised when it parses) and text of
+// message uuid of doc while its task is pending or forwarded; ok is false
+// for a message gone or already further along.
+func sendable(doc couch.Doc, uuid, countryCode, validation string) (to, text string, ok bool) {
+	task, msg := findMessage(doc, uuid)
+	if msg == nil || (task["state"] != messages.StatePending && task["state"] != messages.StateForwarded) {
+		return "", "", false
+	}
+	to = jsv.String(msg["to"])
+	if n, ok := phone.Normalize(to, countryCode, validation); ok {
+		to = n
+	}
+	return to, jsv.String(msg["message"]), true
 }
 
 // findMessage returns the task of doc holding the message uuid, and the
