@@ -163,13 +163,6 @@ func cachedDoc(doc Doc) bool {
 // ShortcodeLengthID is the main-db doc holding the current shortcode length.
 const ShortcodeLengthID = "shortcode-id-length"
 
-// Ready reports whether Bootstrap completed.
-func (x *Index) Ready() bool {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.ready
-}
-
 // ErrNotBuilding is WaitReady's answer when no Bootstrap has started.
 var ErrNotBuilding = errors.New("lookup index not built")
 

@@ -60,45 +60,41 @@ func (d *IndexedDB) contacts(ctx context.Context, key string) ([]Doc, error) {
 	return out, nil
 }
 
+// contactsBy answers a contact lookup from the index under key, or with
+// view when no index is being built.
+func (d *IndexedDB) contactsBy(ctx context.Context, key string, view func() ([]Doc, error)) ([]Doc, error) {
+	ok, err := d.fromIndex(ctx)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return view()
+	}
+	return d.contacts(ctx, key)
+}
+
 // ContactsByPhone returns contacts whose phone is exactly phone.
 func (d *IndexedDB) ContactsByPhone(ctx context.Context, phone string) ([]Doc, error) {
-	if ok, err := d.fromIndex(ctx); err != nil || !ok {
-		if err != nil {
-			return nil, err
-		}
-		return d.DB.ContactsByPhone(ctx, phone)
-	}
-	return d.contacts(ctx, phoneKey+phone)
+	return d.contactsBy(ctx, phoneKey+phone, func() ([]Doc, error) { return d.DB.ContactsByPhone(ctx, phone) })
 }
 
 // ContactsByShortcode returns contacts whose patient_id or place_id is code.
 func (d *IndexedDB) ContactsByShortcode(ctx context.Context, code string) ([]Doc, error) {
-	if ok, err := d.fromIndex(ctx); err != nil || !ok {
-		if err != nil {
-			return nil, err
-		}
-		return d.DB.ContactsByShortcode(ctx, code)
-	}
-	return d.contacts(ctx, shortcodeKey+code)
+	return d.contactsBy(ctx, shortcodeKey+code, func() ([]Doc, error) { return d.DB.ContactsByShortcode(ctx, code) })
 }
 
 // ContactsByRCCode returns contacts whose upper-cased rc_code is code.
 func (d *IndexedDB) ContactsByRCCode(ctx context.Context, code string) ([]Doc, error) {
-	if ok, err := d.fromIndex(ctx); err != nil || !ok {
-		if err != nil {
-			return nil, err
-		}
-		return d.DB.ContactsByRCCode(ctx, code)
-	}
-	return d.contacts(ctx, rcCodeKey+code)
+	return d.contactsBy(ctx, rcCodeKey+code, func() ([]Doc, error) { return d.DB.ContactsByRCCode(ctx, code) })
 }
 
 // UsedShortcodes returns which of codes any doc holds.
 func (d *IndexedDB) UsedShortcodes(ctx context.Context, codes []string) (map[string]bool, error) {
-	if ok, err := d.fromIndex(ctx); err != nil || !ok {
-		if err != nil {
-			return nil, err
-		}
+	ok, err := d.fromIndex(ctx)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
 		return d.DB.UsedShortcodes(ctx, codes)
 	}
 	return d.Index.Used(codes), nil
