@@ -46,6 +46,16 @@ type Batch struct {
 	overlay map[string]Doc // id → held-back version (what reads see)
 	held    []*heldChange  // changes whose save is held back, in order
 	redo    []couch.Change // changes to process again, one at a time
+	// written holds the ids of main-db docs the batch wrote, deleted or
+	// holds back: the feed's body of such a doc is stale when its own
+	// change comes, which must then read the doc as it is now.
+	written map[string]bool
+	// deferring and infoBulk are the stores' group-commit abilities (set
+	// when group is).
+	deferring DeferringStore
+	infoBulk  infoBulk
+	// dbErr is the first database failure of the change in hand.
+	dbErr error
 }
 
 // current is what the batch knows of the change in hand.
@@ -104,13 +114,14 @@ func (p *Processor) NewBatch(ctx context.Context, changes []couch.Change) *Batch
 	if p.recent == nil {
 		p.recent = recentWrites{}
 	}
-	b := &Batch{p: p, infos: map[string]Doc{}, overlay: map[string]Doc{}}
-	b.store = &batchStore{Store: p.Main, b: b}
-	b.sentinel = &batchInfoStore{InfoStore: p.Sentinel, b: b}
+	b := &Batch{p: p, infos: map[string]Doc{}, overlay: map[string]Doc{}, written: map[string]bool{}}
+	b.store = &batchStore{main: p.Main, b: b}
+	b.sentinel = &batchInfoStore{sentinel: p.Sentinel, b: b}
 	b.hydrator = lineage.New(b.store)
 	if ds, ok := p.Main.(DeferringStore); ok && ds.Indexed() {
-		_, bulk := p.Sentinel.(infoBulk)
-		b.group = bulk
+		if bulk, ok := p.Sentinel.(infoBulk); ok {
+			b.group, b.deferring, b.infoBulk = true, ds, bulk
+		}
 	}
 	var ids []string
 	var read []string // doc ids whose info doc is read
@@ -193,6 +204,7 @@ func (b *Batch) Redo() []couch.Change {
 // begin starts a change; oneByOne forces it to write through.
 func (b *Batch) begin(id string, oneByOne bool) {
 	b.cur = &current{id: id, oneByOne: oneByOne || !b.group}
+	b.dbErr = nil
 }
 
 // holding reports whether the change in hand may hold its writes back.
@@ -214,10 +226,11 @@ func (b *Batch) hold(h *heldChange) {
 	h.creates = b.cur.creates
 	b.cur = nil
 	b.held = append(b.held, h)
+	b.written[h.change.ID] = true
 	b.overlay[h.change.ID] = h.doc // never modified: reads get copies
 	b.hydrator.Forget(h.change.ID)
-	if ds, ok := b.p.Main.(DeferringStore); ok {
-		ds.Observe(h.doc)
+	if b.deferring != nil {
+		b.deferring.Observe(h.doc)
 	}
 }
 
@@ -335,7 +348,7 @@ func (p *Processor) commitJournals(ctx context.Context, b *Batch, held []*heldCh
 	if len(docs) == 0 {
 		return nil
 	}
-	res, err := p.Sentinel.(infoBulk).BulkDocs(ctx, docs)
+	res, err := b.infoBulk.BulkDocs(ctx, docs)
 	if err != nil {
 		if refused(err) {
 			return p.oneByOne(ctx, b, of, err)
@@ -576,11 +589,27 @@ func (p *Processor) writeInfos(ctx context.Context, b *Batch, docs []Doc) error 
 }
 
 // batchStore is the main db as the transitions of a batch see it: held-back
-// writes are read back, every write refreshes the hydration cache, and
-// anything the held-back writes must precede commits them first.
+// writes are read back, every write refreshes the hydration cache, anything
+// the held-back writes must precede commits them first, and every failed
+// call is recorded (failed), which alone makes the change fail and be
+// retried, however the transition wraps or handles the error.
+//
+// Fail closed: it implements each method of Store itself (no embedding), so
+// a method added to Store does not compile until it is decided here.
 type batchStore struct {
-	Store
-	b *Batch
+	main Store
+	b    *Batch
+}
+
+var _ Store = (*batchStore)(nil)
+
+// failed records err when it says the database failed: not a missing doc
+// nor a conflict, which are answers the transitions act on.
+func (b *Batch) failed(err error) error {
+	if err != nil && !IsNotFound(err) && !IsConflict(err) && b.dbErr == nil {
+		b.dbErr = err
+	}
+	return err
 }
 
 // Get reads a doc, the held-back version first.
@@ -588,13 +617,15 @@ func (s *batchStore) Get(ctx context.Context, id string) (Doc, error) {
 	if d, ok := s.b.overlay[id]; ok {
 		return jsv.CloneMap(d), nil
 	}
-	return s.Store.Get(ctx, id)
+	d, err := s.main.Get(ctx, id)
+	return d, s.b.failed(err)
 }
 
 // GetMany reads docs, the held-back versions first.
 func (s *batchStore) GetMany(ctx context.Context, ids []string) (map[string]Doc, error) {
 	if len(s.b.overlay) == 0 {
-		return s.Store.GetMany(ctx, ids)
+		got, err := s.main.GetMany(ctx, ids)
+		return got, s.b.failed(err)
 	}
 	out := map[string]Doc{}
 	var rest []string
@@ -606,9 +637,9 @@ func (s *batchStore) GetMany(ctx context.Context, ids []string) (map[string]Doc,
 		}
 	}
 	if len(rest) > 0 {
-		got, err := s.Store.GetMany(ctx, rest)
+		got, err := s.main.GetMany(ctx, rest)
 		if err != nil {
-			return nil, err
+			return nil, s.b.failed(err)
 		}
 		for id, d := range got {
 			out[id] = d
@@ -617,28 +648,52 @@ func (s *batchStore) GetMany(ctx context.Context, ids []string) (map[string]Doc,
 	return out, nil
 }
 
+// The indexed lookups see held-back writes (they were Observe'd).
+
+func (s *batchStore) ContactsByShortcode(ctx context.Context, code string) ([]Doc, error) {
+	d, err := s.main.ContactsByShortcode(ctx, code)
+	return d, s.b.failed(err)
+}
+
+func (s *batchStore) ContactsByPhone(ctx context.Context, phone string) ([]Doc, error) {
+	d, err := s.main.ContactsByPhone(ctx, phone)
+	return d, s.b.failed(err)
+}
+
+func (s *batchStore) ContactsByRCCode(ctx context.Context, code string) ([]Doc, error) {
+	d, err := s.main.ContactsByRCCode(ctx, code)
+	return d, s.b.failed(err)
+}
+
+func (s *batchStore) UsedShortcodes(ctx context.Context, codes []string) (map[string]bool, error) {
+	d, err := s.main.UsedShortcodes(ctx, codes)
+	return d, s.b.failed(err)
+}
+
 func (s *batchStore) Put(ctx context.Context, doc Doc) error {
 	if err := s.b.writeThrough(ctx); err != nil {
-		return err
+		return s.b.failed(err)
 	}
-	err := s.Store.Put(ctx, doc)
+	err := s.main.Put(ctx, doc)
 	if id, _ := doc["_id"].(string); id != "" {
 		s.b.hydrator.Forget(id)
+		s.b.written[id] = true
 	}
-	return err
+	return s.b.failed(err)
 }
 
 func (s *batchStore) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error) {
 	if err := s.b.writeThrough(ctx); err != nil {
-		return nil, err
+		return nil, s.b.failed(err)
 	}
-	res, err := s.Store.BulkDocs(ctx, docs)
+	res, err := s.main.BulkDocs(ctx, docs)
 	for _, d := range docs {
 		if id, _ := d["_id"].(string); id != "" {
 			s.b.hydrator.Forget(id)
+			s.b.written[id] = true
 		}
 	}
-	return res, err
+	return res, s.b.failed(err)
 }
 
 // Create holds a new doc with its own id back when the change may; it
@@ -647,19 +702,21 @@ func (s *batchStore) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.Bu
 func (s *batchStore) Create(ctx context.Context, doc Doc) (string, error) {
 	if id, _ := doc["_id"].(string); id != "" && s.b.holding() {
 		s.b.cur.creates = append(s.b.cur.creates, doc)
+		s.b.written[id] = true
 		s.b.overlay[id] = jsv.CloneMap(doc)
 		s.b.hydrator.Forget(id)
-		s.Store.(DeferringStore).Observe(doc)
+		s.b.deferring.Observe(doc)
 		return id, nil
 	}
 	if err := s.b.writeThrough(ctx); err != nil {
-		return "", err
+		return "", s.b.failed(err)
 	}
-	id, err := s.Store.Create(ctx, doc)
+	id, err := s.main.Create(ctx, doc)
 	if id != "" {
 		s.b.hydrator.Forget(id)
+		s.b.written[id] = true
 	}
-	return id, err
+	return id, s.b.failed(err)
 }
 
 // The view queries below are not answered by the index: the held-back
@@ -667,52 +724,65 @@ func (s *batchStore) Create(ctx context.Context, doc Doc) (string, error) {
 
 func (s *batchStore) ReportsBySubject(ctx context.Context, ids []string) ([]Doc, error) {
 	if err := s.b.writeThrough(ctx); err != nil {
-		return nil, err
+		return nil, s.b.failed(err)
 	}
-	return s.Store.ReportsBySubject(ctx, ids)
+	d, err := s.main.ReportsBySubject(ctx, ids)
+	return d, s.b.failed(err)
 }
 
 func (s *batchStore) ReportsByFreetext(ctx context.Context, term string) ([]couch.FreetextReport, error) {
 	if err := s.b.writeThrough(ctx); err != nil {
-		return nil, err
+		return nil, s.b.failed(err)
 	}
-	return s.Store.ReportsByFreetext(ctx, term)
+	d, err := s.main.ReportsByFreetext(ctx, term)
+	return d, s.b.failed(err)
 }
 
 func (s *batchStore) DescendantIDs(ctx context.Context, ancestorID string) ([]string, error) {
 	if err := s.b.writeThrough(ctx); err != nil {
-		return nil, err
+		return nil, s.b.failed(err)
 	}
-	return s.Store.DescendantIDs(ctx, ancestorID)
+	d, err := s.main.DescendantIDs(ctx, ancestorID)
+	return d, s.b.failed(err)
 }
 
 func (s *batchStore) ReportsByDate(ctx context.Context, forms []string, start, end float64) ([]Doc, error) {
 	if err := s.b.writeThrough(ctx); err != nil {
-		return nil, err
+		return nil, s.b.failed(err)
 	}
-	return s.Store.ReportsByDate(ctx, forms, start, end)
+	d, err := s.main.ReportsByDate(ctx, forms, start, end)
+	return d, s.b.failed(err)
 }
 
 func (s *batchStore) ReportsByFormAndParent(ctx context.Context, form, parentID string) ([]Doc, error) {
 	if err := s.b.writeThrough(ctx); err != nil {
-		return nil, err
+		return nil, s.b.failed(err)
 	}
-	return s.Store.ReportsByFormAndParent(ctx, form, parentID)
+	d, err := s.main.ReportsByFormAndParent(ctx, form, parentID)
+	return d, s.b.failed(err)
 }
 
 // batchInfoStore is the sentinel db as the transitions of a batch see it: an
 // info doc a transition writes (muting's history, a replayed report's record)
-// replaces the batch's preloaded copy, so a later change of the batch reads it.
+// replaces the batch's preloaded copy, so a later change of the batch reads
+// it. Like batchStore it implements every method itself and records failures.
 type batchInfoStore struct {
-	InfoStore
-	b *Batch
+	sentinel InfoStore
+	b        *Batch
+}
+
+var _ InfoStore = (*batchInfoStore)(nil)
+
+func (s *batchInfoStore) Get(ctx context.Context, id string) (Doc, error) {
+	d, err := s.sentinel.Get(ctx, id)
+	return d, s.b.failed(err)
 }
 
 func (s *batchInfoStore) Put(ctx context.Context, doc Doc) error {
 	if err := s.b.writeThrough(ctx); err != nil {
-		return err
+		return s.b.failed(err)
 	}
-	err := s.InfoStore.Put(ctx, doc)
+	err := s.sentinel.Put(ctx, doc)
 	if id, _ := doc["_id"].(string); len(id) > len("-info") && id[len(id)-len("-info"):] == "-info" {
 		docID := id[:len(id)-len("-info")]
 		s.b.p.recent.forget(docID)
@@ -722,5 +792,5 @@ func (s *batchInfoStore) Put(ctx context.Context, doc Doc) error {
 			delete(s.b.infos, docID)
 		}
 	}
-	return err
+	return s.b.failed(err)
 }

@@ -278,3 +278,105 @@ func TestRecentWrites(t *testing.T) {
 	var none recentWrites
 	none.put("x", "1-a", nil) // nil map: no-op, no panic
 }
+
+// TestBatchSeesDocsDeletedByEarlierChanges: three duplicates of a periodic
+// report saved in one bulk write arrive in one feed batch (as CouchDB sends
+// them). One at a time, the first deletes the other two, which are then
+// skipped as deletions. The batch must do the same: never run a transition
+// on the feed's body of a doc an earlier change deleted (it would delete the
+// survivor), and a doc found deleted is a deletion, not a failure.
+func TestBatchSeesDocsDeletedByEarlierChanges(t *testing.T) {
+	settings := registrationSettings()
+	settings["transitions"] = map[string]any{"update_scheduled_reports": true}
+	var docs []map[string]any
+	docs = append(docs, submitter()...)
+	for _, id := range []string{"m1", "m2", "m3"} {
+		docs = append(docs, report(id, "MR", map[string]any{"year": 2026.0, "month": 3.0}))
+	}
+	w := newGroupWorld(t, settings, docs...)
+	ctx := context.Background()
+	b, err := w.main.Changes(ctx, couch.FeedOptions{Limit: 500, IncludeDocs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb := w.p.NewBatch(ctx, b.Changes)
+	for _, ch := range b.Changes {
+		if Ignored(ch.ID) {
+			continue
+		}
+		w.main.Observe(ch.Doc)
+	}
+	for _, ch := range b.Changes {
+		if Ignored(ch.ID) {
+			continue
+		}
+		if _, err := w.p.ProcessIn(ctx, pb, w.cfg, ch); err != nil {
+			t.Errorf("%s: %v", ch.ID, err)
+		}
+	}
+	if err := w.p.Flush(ctx, pb); err != nil {
+		t.Fatal(err)
+	}
+	if redo := pb.Redo(); len(redo) != 0 {
+		t.Errorf("redo = %v", redo)
+	}
+	alive := 0
+	for _, id := range []string{"m1", "m2", "m3"} {
+		if _, err := w.env.Client.Main.Get(ctx, id); err == nil {
+			alive++
+		} else if !IsNotFound(err) {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.env.Client.Main.Get(ctx, "m1"); alive != 1 || err != nil {
+		t.Errorf("%d of 3 duplicates left (m1: %v); want m1 alone", alive, err)
+	}
+}
+
+// failingDeletes fails (503) the first bulk write that deletes a doc.
+type failingDeletes struct {
+	*couch.IndexedDB
+	failed bool
+}
+
+func (f *failingDeletes) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error) {
+	for _, d := range docs {
+		if d["_deleted"] == true && !f.failed {
+			f.failed = true
+			return nil, &couch.Error{What: "bulk write", Status: 503, Msg: "service unavailable"}
+		}
+	}
+	return f.IndexedDB.BulkDocs(ctx, docs)
+}
+
+// TestSwallowedDatabaseFailureRetriesTheChange: update_scheduled_reports logs
+// a failed delete of the duplicates and reports nothing done; the engine
+// still sees that a database call failed during the change and fails it
+// (to be retried) instead of recording "nothing to do", which would lose
+// the deletion for good.
+func TestSwallowedDatabaseFailureRetriesTheChange(t *testing.T) {
+	settings := registrationSettings()
+	settings["transitions"] = map[string]any{"update_scheduled_reports": true}
+	docs := append(submitter(),
+		report("m1", "MR", map[string]any{"year": 2026.0, "month": 4.0}),
+		report("m2", "MR", map[string]any{"year": 2026.0, "month": 4.0}))
+	w := newGroupWorld(t, settings, docs...)
+	f := &failingDeletes{IndexedDB: w.main}
+	w.p.Main = f
+	ctx := context.Background()
+	m2 := w.env.Get(t, w.env.MainDB, "m2")
+	ch := couch.Change{ID: "m2", Seq: "1", Rev: m2["_rev"].(string), Doc: m2}
+	if _, err := w.p.Process(ctx, w.cfg, ch); err == nil {
+		t.Fatal("Process succeeded although the delete failed")
+	}
+	if info, err := w.env.Client.Sentinel.Get(ctx, "m2-info"); err == nil && info["transitions"] != nil {
+		t.Fatalf("info doc records the change as done: %v", info)
+	}
+	ch.Doc = nil
+	if _, err := w.p.Process(ctx, w.cfg, ch); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if _, err := w.env.Client.Main.Get(ctx, "m1"); !IsNotFound(err) {
+		t.Errorf("m1 not deleted after the retry: %v", err)
+	}
+}

@@ -129,10 +129,25 @@ func (p *Processor) ProcessIn(ctx context.Context, b *Batch, cfg *Config, ch cou
 		retries = 5
 	}
 	doc := ch.Doc
+	if b.written[ch.ID] {
+		// An earlier change of the batch wrote or deleted this doc: the
+		// feed's body is stale. One at a time, the doc would be read when
+		// its turn comes: commit what is held back and read it.
+		if err := p.commit(ctx, b); err != nil {
+			return Outcome{}, err
+		}
+		doc = nil
+	}
 	var lastErr error
 	for attempt := 0; attempt <= retries; attempt++ {
 		if attempt > 0 || doc == nil {
 			d, err := p.Main.Get(ctx, ch.ID)
+			if IsNotFound(err) {
+				// Deleted since the change was read (by an earlier change of
+				// the batch or another writer): a deletion, nothing to retry.
+				b.forget(ch.ID)
+				return Outcome{Skipped: "deleted"}, nil
+			}
 			if err != nil {
 				return Outcome{}, fmt.Errorf("read doc %s: %w", ch.ID, err)
 			}
@@ -222,11 +237,16 @@ func (p *Processor) processHeld(ctx context.Context, b *Batch, cfg *Config, ch c
 		if err != nil && IsConflict(err) {
 			return Outcome{}, err
 		}
+		if b.dbErr != nil {
+			// A database call failed during the run (unreachable, 5xx, a
+			// request cut short), whatever the transition made of it: the
+			// change is not done and is retried, never recorded as the
+			// transition's failure or as nothing to do, which would lose
+			// its work.
+			return Outcome{}, fmt.Errorf("transition %s: database call failed: %w", name, b.dbErr)
+		}
 		var dbErr *couch.Error
 		if err != nil && errors.As(err, &dbErr) {
-			// The database failed (unreachable, 5xx, a request cut short): the
-			// change is not done and is retried, never recorded as the
-			// transition's failure, which would lose its work.
 			return Outcome{}, fmt.Errorf("transition %s: %w", name, err)
 		}
 		ok := true
