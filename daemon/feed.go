@@ -118,13 +118,16 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *trans
 				main.Observe(ch.Doc)
 			}
 		}
-		pb, done, stopped := d.processBatch(ctx, log, proc, b, prog)
-		if done != "" {
-			// The info docs of the batch are written before its checkpoint.
-			if err := d.flushAndCheckpoint(ctx, log, proc, pb, cp, done); err != nil {
+		res, err := proc.RunBatch(ctx, b.Changes, d.batchControl(ctx, log, b, prog))
+		if err != nil {
+			return
+		}
+		stopped := res.Stopped
+		if res.Done != "" {
+			if err := d.writeCheckpoint(ctx, cp, res.Done); err != nil {
 				return
 			}
-			since = done
+			since = res.Done
 		}
 		// Caught up: the batch was not full (PouchDB Server sends no
 		// `pending`, which then reads as 0: it cannot be trusted).
@@ -146,61 +149,61 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *trans
 	}
 }
 
-// processBatch runs the changes of one feed batch in order. It returns the
-// pipeline batch, the seq of the last completed change ("" when none) and
-// whether the daemon is stopping.
-func (d *Daemon) processBatch(ctx context.Context, log zerolog.Logger, proc *transitions.Processor, b couch.Batch, prog *progress) (*transitions.Batch, string, bool) {
-	pb := proc.NewBatch(ctx, b.Changes)
-	done := ""
-	for i, ch := range b.Changes {
-		if ctx.Err() != nil {
-			return pb, done, true
-		}
-		if !d.handle(ctx, log, proc, pb, ch) {
-			return pb, done, true // stopping before this change completed: not checkpointed
-		}
-		done = ch.Seq
-		d.processed.Add(1)
-		left := b.Pending + int64(len(b.Changes)-i-1)
-		prog.tick(left)
-		d.metrics.backlog.Set(float64(max(left, 0)))
-		d.health.progressed(left)
-		d.watchdogPing()
-	}
-	return pb, done, false
-}
-
-// flushAndCheckpoint writes the batch's pending info docs, then the checkpoint.
-// Changes whose held-back writes failed (Redo) are processed again one at a
-// time before the checkpoint.
-func (d *Daemon) flushAndCheckpoint(ctx context.Context, log zerolog.Logger, proc *transitions.Processor, pb *transitions.Batch, cp *couch.Checkpoint, seq string) error {
-	if err := d.flush(ctx, proc, pb); err != nil {
-		return err
-	}
-	if redo := pb.Redo(); len(redo) > 0 {
-		rb := proc.NewBatch(ctx, redo)
-		rb.OneByOne()
-		for _, ch := range redo {
-			if !d.handle(ctx, log, proc, rb, ch) {
-				return ctx.Err()
+// batchControl is how the feed loop steers a batch: the config in force at
+// each attempt, backoff and give-up rules for failed changes, metrics,
+// progress and watchdog pings per completed change, and retries of the
+// batch's writes while the server fails.
+func (d *Daemon) batchControl(ctx context.Context, log zerolog.Logger, b couch.Batch, prog *progress) transitions.BatchControl {
+	left := b.Pending + int64(len(b.Changes))
+	waits := map[string]time.Duration{}
+	return transitions.BatchControl{
+		Config: d.cfg.Load,
+		Grace:  stopGrace,
+		Done: func(ch couch.Change, out transitions.Outcome) {
+			delete(waits, ch.ID)
+			outcome := "unchanged"
+			switch {
+			case out.Ignored:
+				outcome = "ignored"
+			case out.Skipped != "":
+				outcome = "skipped"
+			case out.Changed:
+				outcome = "changed"
 			}
-		}
-		if err := d.flush(ctx, proc, rb); err != nil {
-			return err
-		}
+			d.metrics.changes.WithLabelValues(outcome).Inc()
+			if !out.Ignored {
+				ev := log.Debug()
+				if out.Changed {
+					ev = log.Info()
+				}
+				ev.Str("doc_id", ch.ID).Str("seq", ch.Seq).Strs("transitions", out.Ran).Str("skipped", out.Skipped).Msg("Processed")
+			}
+			d.processed.Add(1)
+			left--
+			prog.tick(left)
+			d.metrics.backlog.Set(float64(max(left, 0)))
+			d.health.progressed(left)
+			d.watchdogPing()
+		},
+		Failed: func(ctx context.Context, ch couch.Change, attempt int, err error) bool {
+			var cerr *couch.Error
+			temporary := errors.As(err, &cerr) && cerr.Temporary() || errors.Is(err, context.DeadlineExceeded)
+			if !temporary && attempt >= maxAttempts {
+				log.Error().Str("doc_id", ch.ID).Str("seq", ch.Seq).Err(err).Int("attempts", attempt).
+					Msg("Giving up on this change; it is processed again when the doc changes")
+				d.metrics.changes.WithLabelValues("failed").Inc()
+				return false
+			}
+			wait := waits[ch.ID]
+			if wait == 0 {
+				wait = 500 * time.Millisecond
+			}
+			log.Warn().Str("doc_id", ch.ID).Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("Change failed; retrying")
+			waits[ch.ID] = min(wait*2, d.opts.MaxBackoff)
+			return sleep(ctx, wait)
+		},
+		Retry: d.retry,
 	}
-	return d.writeCheckpoint(ctx, cp, seq)
-}
-
-// flush writes what a batch holds back, retrying while the server fails.
-func (d *Daemon) flush(ctx context.Context, proc *transitions.Processor, pb *transitions.Batch) error {
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
-	err := proc.Flush(pctx, pb)
-	cancel()
-	if err != nil {
-		return d.retry(ctx, "write the batch", func(ctx context.Context) error { return proc.Flush(ctx, pb) })
-	}
-	return nil
 }
 
 // writeCheckpoint stores seq, retrying on server errors; it only gives up
@@ -215,69 +218,6 @@ func (d *Daemon) writeCheckpoint(ctx context.Context, cp *couch.Checkpoint, seq 
 		return nil
 	}
 	return d.retry(ctx, "write the checkpoint", func(ctx context.Context) error { return cp.Write(ctx, seq) })
-}
-
-// handle processes one change. It returns false only when the daemon is
-// stopping before the change was completed.
-func (d *Daemon) handle(ctx context.Context, log zerolog.Logger, proc *transitions.Processor, b *transitions.Batch, ch couch.Change) bool {
-	if transitions.Ignored(ch.ID) || ch.Deleted {
-		// Deleted docs: their info docs go in background cleanup.
-		d.metrics.changes.WithLabelValues("ignored").Inc()
-		return true
-	}
-	wait := 500 * time.Millisecond
-	attempts := 0
-	for {
-		cfg := d.cfg.Load()
-		// The change in hand finishes even when a stop arrives meanwhile.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGraceOr(ctx))
-		out, err := proc.ProcessIn(pctx, b, cfg, ch)
-		cancel()
-		if err == nil {
-			ev := log.Debug()
-			if out.Changed {
-				ev = log.Info()
-			}
-			ev.Str("doc_id", ch.ID).Str("seq", ch.Seq).Strs("transitions", out.Ran).Str("skipped", out.Skipped).Msg("Processed")
-			outcome := "unchanged"
-			switch {
-			case out.Skipped != "":
-				outcome = "skipped"
-			case out.Changed:
-				outcome = "changed"
-			}
-			d.metrics.changes.WithLabelValues(outcome).Inc()
-			return true
-		}
-		attempts++
-		var cerr *couch.Error
-		temporary := errors.As(err, &cerr) && cerr.Temporary() || errors.Is(err, context.DeadlineExceeded)
-		if ctx.Err() != nil {
-			log.Warn().Str("doc_id", ch.ID).Err(err).Msg("Stopping before this change completed; it will be processed again on restart")
-			return false
-		}
-		if !temporary && attempts >= maxAttempts {
-			log.Error().Str("doc_id", ch.ID).Str("seq", ch.Seq).Err(err).Int("attempts", attempts).
-				Msg("Giving up on this change; it is processed again when the doc changes")
-			d.metrics.changes.WithLabelValues("failed").Inc()
-			return true
-		}
-		log.Warn().Str("doc_id", ch.ID).Err(err).Int("attempt", attempts).Dur("retry_in", wait).Msg("Change failed; retrying")
-		if !sleep(ctx, wait) {
-			return false
-		}
-		wait = min(wait*2, d.opts.MaxBackoff)
-		ch.Doc = nil // re-read the doc on retry
-	}
-}
-
-// stopGraceOr is the processing bound: generous while running, stopGrace
-// once a stop is requested.
-func stopGraceOr(ctx context.Context) time.Duration {
-	if ctx.Err() != nil {
-		return stopGrace
-	}
-	return 2 * time.Minute
 }
 
 // progress logs catch-up progress every 10 seconds.

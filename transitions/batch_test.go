@@ -42,46 +42,67 @@ func newGroupWorld(t *testing.T, settings map[string]any, docs ...map[string]any
 		p: &Processor{Main: main, Sentinel: env.Client.Sentinel, Log: zerolog.Nop(), JS: jsexpr.NewSandbox(jsexpr.Options{})}}
 }
 
-// batch reads the feed from the start and processes it as one batch; before
-// Flush, meanwhile runs (another writer). It returns the changes redone.
-func (w *groupWorld) batch(t *testing.T, meanwhile func()) []couch.Change {
+// meanwhileDB runs meanwhile (another writer) once, just before the first
+// bulk write of the batch's held-back docs.
+type meanwhileDB struct {
+	*couch.IndexedDB
+	meanwhile func()
+}
+
+func (m *meanwhileDB) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error) {
+	if m.meanwhile != nil {
+		f := m.meanwhile
+		m.meanwhile = nil
+		f()
+	}
+	return m.IndexedDB.BulkDocs(ctx, docs)
+}
+
+// feed reads the whole feed as one batch, and the index sees its docs, as
+// the daemon's feed loop does.
+func (w *groupWorld) feed(t *testing.T) []couch.Change {
 	t.Helper()
-	ctx := context.Background()
-	b, err := w.main.Changes(ctx, couch.FeedOptions{Limit: 500, IncludeDocs: true})
+	b, err := w.main.Changes(context.Background(), couch.FeedOptions{Limit: 500, IncludeDocs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pb := w.p.NewBatch(ctx, b.Changes)
-	if !pb.group {
+	for _, ch := range b.Changes {
+		if !Ignored(ch.ID) && !ch.Deleted {
+			w.main.Observe(ch.Doc)
+		}
+	}
+	return b.Changes
+}
+
+// batch reads the feed from the start and runs it as one batch; before the
+// batch's first bulk write, meanwhile runs (another writer). It returns the
+// ids of the changes processed after the batch's commit (redone).
+func (w *groupWorld) batch(t *testing.T, meanwhile func()) []string {
+	t.Helper()
+	changes := w.feed(t)
+	if !w.p.NewBatch(context.Background(), changes).group {
 		t.Fatal("group commit is off")
 	}
-	for _, ch := range b.Changes {
-		if Ignored(ch.ID) {
-			continue
-		}
-		w.main.Observe(ch.Doc)
-		if _, err := w.p.ProcessIn(ctx, pb, w.cfg, ch); err != nil {
-			t.Fatalf("%s: %v", ch.ID, err)
-		}
-	}
-	if meanwhile != nil {
-		meanwhile()
-	}
-	if err := w.p.Flush(ctx, pb); err != nil {
+	w.p.Main = &meanwhileDB{IndexedDB: w.main, meanwhile: meanwhile}
+	defer func() { w.p.Main = w.main }()
+	seen := map[string]bool{}
+	var redone []string
+	res, err := w.p.RunBatch(context.Background(), changes, BatchControl{
+		Config: func() *Config { return w.cfg },
+		Done: func(ch couch.Change, out Outcome) {
+			if seen[ch.ID] && !out.Ignored {
+				redone = append(redone, ch.ID)
+			}
+			seen[ch.ID] = true
+		},
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	redo := pb.Redo()
-	rb := w.p.NewBatch(ctx, redo)
-	rb.OneByOne()
-	for _, ch := range redo {
-		if _, err := w.p.ProcessIn(ctx, rb, w.cfg, ch); err != nil {
-			t.Fatalf("redo %s: %v", ch.ID, err)
-		}
+	if res.Done != changes[len(changes)-1].Seq {
+		t.Fatalf("batch done at %q, want %q", res.Done, changes[len(changes)-1].Seq)
 	}
-	if err := w.p.Flush(ctx, rb); err != nil {
-		t.Fatal(err)
-	}
-	return redo
+	return redone
 }
 
 func registrationSettings() map[string]any {
@@ -153,7 +174,7 @@ func TestGroupCommitConflictIsRedone(t *testing.T) {
 		r1["verified"] = true
 		w.env.Save(t, w.env.MainDB, r1)
 	})
-	if len(redo) != 1 || redo[0].ID != "r1" {
+	if len(redo) != 1 || redo[0] != "r1" {
 		t.Fatalf("redo = %v", redo)
 	}
 	r1 := w.env.Get(t, w.env.MainDB, "r1")
@@ -214,35 +235,26 @@ func TestGroupCommitRefusedBulkGoesOneByOne(t *testing.T) {
 		report("r2", "P", map[string]any{"patient_name": "B", "ext_id": "E-2"}),
 		report("r3", "P", map[string]any{"patient_name": "C", "ext_id": "E-3"}))
 	w := newGroupWorld(t, registrationSettings(), docs...)
+	changes := w.feed(t)
 	w.p.Main = refusingDB{IndexedDB: w.main, bad: "r2"}
-	ctx := context.Background()
-	b, err := w.main.Changes(ctx, couch.FeedOptions{Limit: 500, IncludeDocs: true})
+	var failed []string
+	runs := map[string]int{}
+	_, err := w.p.RunBatch(context.Background(), changes, BatchControl{
+		Config: func() *Config { return w.cfg },
+		Done:   func(ch couch.Change, _ Outcome) { runs[ch.ID]++ },
+		Failed: func(_ context.Context, ch couch.Change, _ int, _ error) bool {
+			failed = append(failed, ch.ID)
+			return false // passed over, as the daemon does after its attempts
+		},
+	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("RunBatch: %v", err)
 	}
-	pb := w.p.NewBatch(ctx, b.Changes)
-	for _, ch := range b.Changes {
-		if _, err := w.p.ProcessIn(ctx, pb, w.cfg, ch); err != nil {
-			t.Fatalf("%s: %v", ch.ID, err)
-		}
+	if len(failed) != 1 || failed[0] != "r2" {
+		t.Errorf("failed = %v, want r2 alone", failed)
 	}
-	if err := w.p.Flush(ctx, pb); err != nil {
-		t.Fatalf("Flush: %v", err)
-	}
-	redo := pb.Redo()
-	if len(redo) != 3 {
-		t.Fatalf("redo = %v, want the 3 registrations", redo)
-	}
-	rb := w.p.NewBatch(ctx, redo)
-	rb.OneByOne()
-	for _, ch := range redo {
-		_, err := w.p.ProcessIn(ctx, rb, w.cfg, ch)
-		if (err != nil) != (ch.ID == "r2") {
-			t.Errorf("%s: %v", ch.ID, err)
-		}
-	}
-	if err := w.p.Flush(ctx, rb); err != nil {
-		t.Fatal(err)
+	if runs["r1"] != 2 || runs["r3"] != 2 {
+		t.Errorf("runs = %v, want r1 and r3 processed again one at a time", runs)
 	}
 	for id, want := range map[string]any{"r1": "E-1", "r2": nil, "r3": "E-3"} {
 		if got := w.env.Get(t, w.env.MainDB, id)["patient_id"]; got != want {
@@ -295,30 +307,17 @@ func TestBatchSeesDocsDeletedByEarlierChanges(t *testing.T) {
 	}
 	w := newGroupWorld(t, settings, docs...)
 	ctx := context.Background()
-	b, err := w.main.Changes(ctx, couch.FeedOptions{Limit: 500, IncludeDocs: true})
+	changes := w.feed(t)
+	skipped := map[string]string{}
+	res, err := w.p.RunBatch(ctx, changes, BatchControl{
+		Config: func() *Config { return w.cfg },
+		Done:   func(ch couch.Change, out Outcome) { skipped[ch.ID] = out.Skipped },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pb := w.p.NewBatch(ctx, b.Changes)
-	for _, ch := range b.Changes {
-		if Ignored(ch.ID) {
-			continue
-		}
-		w.main.Observe(ch.Doc)
-	}
-	for _, ch := range b.Changes {
-		if Ignored(ch.ID) {
-			continue
-		}
-		if _, err := w.p.ProcessIn(ctx, pb, w.cfg, ch); err != nil {
-			t.Errorf("%s: %v", ch.ID, err)
-		}
-	}
-	if err := w.p.Flush(ctx, pb); err != nil {
-		t.Fatal(err)
-	}
-	if redo := pb.Redo(); len(redo) != 0 {
-		t.Errorf("redo = %v", redo)
+	if res.Done == "" || skipped["m2"] != "deleted" || skipped["m3"] != "deleted" {
+		t.Errorf("done %q, skipped %v: want m2 and m3 skipped as deleted", res.Done, skipped)
 	}
 	alive := 0
 	for _, id := range []string{"m1", "m2", "m3"} {

@@ -64,6 +64,9 @@ type Outcome struct {
 	Ran []string
 	// Skipped gives the reason when the change was deliberately not processed.
 	Skipped string
+	// Ignored is true for changes never processed: design docs, info docs,
+	// tombstones and deleted docs.
+	Ignored bool
 }
 
 // Ignored reports whether a change id is never processed: design docs, info
@@ -94,27 +97,14 @@ func (p *Processor) location() *time.Location {
 }
 
 // Process runs the enabled transitions on the doc of change ch and saves the
-// result, as a batch of one change. See ProcessIn.
+// result: RunBatch on a batch of one change, which stops at a failure.
 func (p *Processor) Process(ctx context.Context, cfg *Config, ch couch.Change) (Outcome, error) {
-	b := p.NewBatch(ctx, []couch.Change{ch})
-	out, err := p.ProcessIn(ctx, b, cfg, ch)
-	if err != nil {
-		return out, err
-	}
-	if err := p.Flush(ctx, b); err != nil {
-		return out, err
-	}
-	for _, r := range b.Redo() {
-		rb := p.NewBatch(ctx, []couch.Change{r})
-		rb.OneByOne()
-		if out, err = p.ProcessIn(ctx, rb, cfg, r); err != nil {
-			return out, err
-		}
-		if err := p.Flush(ctx, rb); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
+	var out Outcome
+	_, err := p.RunBatch(ctx, []couch.Change{ch}, BatchControl{
+		Config: func() *Config { return cfg },
+		Done:   func(_ couch.Change, o Outcome) { out = o },
+	})
+	return out, err
 }
 
 // ProcessIn runs the enabled transitions on the doc of change ch (the doc
