@@ -237,64 +237,58 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 	if records == nil {
 		records = map[string]any{}
 	}
-	enabled := map[string]Transition{}
+	// The engine's own per-transition step, watched: each decision lands
+	// in the outcome of its transition.
+	outcomes := map[string]*TransitionOutcome{}
 	for _, t := range cfg.Transitions {
-		enabled[t.Name()] = t
+		outcomes[t.Name()] = &TransitionOutcome{Name: t.Name(), Enabled: true}
 	}
-	for _, name := range Names() {
-		t, on := enabled[name]
-		out := TransitionOutcome{Name: name, Enabled: on}
-		if !on {
-			ex.Transitions = append(ex.Transitions, out)
-			continue
-		}
-		if alreadyRan(name, info, doc, rev) {
-			out.AlreadyRan = ranAt(name, info, doc)
-			ex.Transitions = append(ex.Transitions, out)
-			continue
-		}
-		matched := safeFilter(env, t, c)
-		out.Filter = &matched
-		if !matched {
+	_, err = runTransitions(ctx, env, c, records, stepHooks{
+		noSeq: true,
+		skipped: func(t Transition, ranAt string) {
+			out := outcomes[t.Name()]
+			if ranAt != "" {
+				out.AlreadyRan = ranAt
+				return
+			}
+			matched := false
+			out.Filter = &matched
 			out.WhyNot = whyNot(env, t, c)
-			ex.Transitions = append(ex.Transitions, out)
-			continue
-		}
-		if dr, ok := t.(DryRunner); ok {
-			if out.Would, err = dr.DryRun(ctx, env, c); err != nil {
-				// As the pipeline records a failed Run.
-				messages.AddError(doc, name+"_error", "Transition error on "+name+": "+err.Error())
+		},
+		run: func(ctx context.Context, env *Env, t Transition, c *Change) (bool, error) {
+			out := outcomes[t.Name()]
+			matched := true
+			out.Filter = &matched
+			exprs = &out.Exprs
+			dr, ok := t.(DryRunner)
+			if !ok {
+				return false, nil
+			}
+			var err error
+			out.Would, err = dr.DryRun(ctx, env, c)
+			return true, err
+		},
+		ran: func(t Transition, _ time.Duration, changed bool, err error) {
+			exprs = nil
+			out := outcomes[t.Name()]
+			if err != nil {
 				out.Error = err.Error()
 			}
-			ex.Transitions = append(ex.Transitions, out)
-			continue
-		}
-		exprs = &out.Exprs
-		changed, err := safeRun(ctx, env, t, c)
-		exprs = nil
-		if err != nil && ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		var dbErr *couch.Error
-		if err != nil && (IsConflict(err) || errors.As(err, &dbErr)) {
-			// The daemon would retry the change: there is nothing to explain.
-			return nil, fmt.Errorf("transition %s: %w", name, err)
-		}
-		ok := true
-		if err != nil {
 			var ce *ChangedError
-			if errors.As(err, &ce) {
-				changed, ok = true, false
-			}
-			messages.AddError(doc, name+"_error", "Transition error on "+name+": "+err.Error())
-			out.Error = err.Error()
+			out.Changed = changed || errors.As(err, &ce)
+		},
+	})
+	if err != nil {
+		// The daemon would retry the change: there is nothing to explain.
+		return nil, err
+	}
+	for _, name := range Names() {
+		if out, on := outcomes[name]; on {
+			ex.Changed = ex.Changed || out.Changed
+			ex.Transitions = append(ex.Transitions, *out)
+		} else {
+			ex.Transitions = append(ex.Transitions, TransitionOutcome{Name: name})
 		}
-		if changed {
-			records[name] = map[string]any{"last_rev": rev, "ok": ok, "run_date": ISO(now)}
-			out.Changed = true
-			ex.Changed = true
-		}
-		ex.Transitions = append(ex.Transitions, out)
 	}
 	var saved Doc
 	if ex.Changed {

@@ -210,49 +210,17 @@ func (p *Processor) processHeld(ctx context.Context, b *Batch, cfg *Config, ch c
 	if records == nil {
 		records = map[string]any{}
 	}
-	var out Outcome
-	for _, t := range cfg.Transitions {
-		name := t.Name()
-		if alreadyRan(name, info, doc, rev) || !safeFilter(env, t, c) {
-			continue
-		}
-		started := time.Now()
-		changed, err := safeRun(ctx, env, t, c)
-		if p.Observer != nil {
-			p.Observer.ObserveTransition(name, time.Since(started), err != nil)
-		}
-		if err != nil && ctx.Err() != nil {
-			return Outcome{}, ctx.Err()
-		}
-		if err != nil && IsConflict(err) {
-			return Outcome{}, err
-		}
-		if b.dbErr != nil {
-			// A database call failed during the run (unreachable, 5xx, a
-			// request cut short), whatever the transition made of it: the
-			// change is not done and is retried, never recorded as the
-			// transition's failure or as nothing to do, which would lose
-			// its work.
-			return Outcome{}, fmt.Errorf("transition %s: database call failed: %w", name, b.dbErr)
-		}
-		var dbErr *couch.Error
-		if err != nil && errors.As(err, &dbErr) {
-			return Outcome{}, fmt.Errorf("transition %s: %w", name, err)
-		}
-		ok := true
-		if err != nil {
-			var ce *ChangedError
-			if errors.As(err, &ce) {
-				changed, ok = true, false
+	out, err := runTransitions(ctx, env, c, records, stepHooks{
+		seq:      ch.Seq,
+		dbFailed: func() error { return b.dbErr },
+		ran: func(t Transition, took time.Duration, _ bool, err error) {
+			if p.Observer != nil {
+				p.Observer.ObserveTransition(t.Name(), took, err != nil)
 			}
-			messages.AddError(doc, name+"_error", "Transition error on "+name+": "+err.Error())
-			p.Log.Warn().Str("doc_id", ch.ID).Str("transition", name).Err(err).Msg("Transition failed")
-		}
-		if changed {
-			records[name] = map[string]any{"last_rev": rev, "seq": couch.SeqValue(ch.Seq), "ok": ok, "run_date": isoNow(env.Now)}
-			out.Ran = append(out.Ran, name)
-			out.Changed = true
-		}
+		},
+	})
+	if err != nil {
+		return Outcome{}, err
 	}
 	if !out.Changed {
 		if b.cur != nil && len(b.cur.creates) > 0 {
@@ -294,6 +262,102 @@ func (p *Processor) processHeld(ctx context.Context, b *Batch, cfg *Config, ch c
 		return Outcome{}, err
 	}
 	p.observeMessages(raw, doc)
+	return out, nil
+}
+
+// stepHooks let the caller of runTransitions watch and steer it: the
+// engine records metrics, Explain records every decision and dry-runs
+// transitions with effects outside the databases.
+type stepHooks struct {
+	// seq is recorded with each run unless noSeq (Explain).
+	seq   string
+	noSeq bool
+	// dbFailed returns the first database failure of the change, if any.
+	dbFailed func() error
+	// skipped is told a transition that did not run: alreadyRan is the
+	// recorded revision that stopped it, else its filter was false.
+	skipped func(t Transition, alreadyRan string)
+	// run replaces Run when set; handled false means Run is called.
+	run func(ctx context.Context, env *Env, t Transition, c *Change) (handled bool, err error)
+	// ran is told each transition run (changed: it changed the doc).
+	ran func(t Transition, took time.Duration, changed bool, err error)
+}
+
+// runTransitions is the per-transition step of a change, shared by the
+// engine and Explain: each enabled transition in reference order, unless
+// the revision rule says it already ran or its filter is false; a failure
+// is recorded on the doc (and the run recorded with ok false when the
+// transition says the doc changed anyway); records gains the runs that
+// changed the doc. An error means the change is not done and must be
+// retried: the context ended, a conflict, or a database call failed.
+func runTransitions(ctx context.Context, env *Env, c *Change, records map[string]any, h stepHooks) (Outcome, error) {
+	var out Outcome
+	for _, t := range env.Config.Transitions {
+		name := t.Name()
+		if alreadyRan(name, c.Info, c.Doc, c.Rev) {
+			if h.skipped != nil {
+				h.skipped(t, ranAt(name, c.Info, c.Doc))
+			}
+			continue
+		}
+		if !safeFilter(env, t, c) {
+			if h.skipped != nil {
+				h.skipped(t, "")
+			}
+			continue
+		}
+		started := time.Now()
+		var changed bool
+		var err error
+		handled := false
+		if h.run != nil {
+			handled, err = h.run(ctx, env, t, c)
+		}
+		if !handled {
+			changed, err = safeRun(ctx, env, t, c)
+		}
+		if h.ran != nil {
+			h.ran(t, time.Since(started), changed, err)
+		}
+		if err != nil && ctx.Err() != nil {
+			return Outcome{}, ctx.Err()
+		}
+		if err != nil && IsConflict(err) {
+			return Outcome{}, err
+		}
+		if h.dbFailed != nil {
+			if dbErr := h.dbFailed(); dbErr != nil {
+				// A database call failed during the run (unreachable, 5xx,
+				// a request cut short), whatever the transition made of it:
+				// the change is not done and is retried, never recorded as
+				// the transition's failure or as nothing to do, which would
+				// lose its work.
+				return Outcome{}, fmt.Errorf("transition %s: database call failed: %w", name, dbErr)
+			}
+		}
+		var dbErr *couch.Error
+		if err != nil && errors.As(err, &dbErr) {
+			return Outcome{}, fmt.Errorf("transition %s: %w", name, err)
+		}
+		ok := true
+		if err != nil {
+			var ce *ChangedError
+			if errors.As(err, &ce) {
+				changed, ok = true, false
+			}
+			messages.AddError(c.Doc, name+"_error", "Transition error on "+name+": "+err.Error())
+			env.Log.Warn().Str("doc_id", c.ID).Str("transition", name).Err(err).Msg("Transition failed")
+		}
+		if changed {
+			rec := map[string]any{"last_rev": c.Rev, "ok": ok, "run_date": isoNow(env.Now)}
+			if !h.noSeq {
+				rec["seq"] = couch.SeqValue(h.seq)
+			}
+			records[name] = rec
+			out.Ran = append(out.Ran, name)
+			out.Changed = true
+		}
+	}
 	return out, nil
 }
 
