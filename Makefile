@@ -36,7 +36,7 @@ conformance-listed: build
 
 # Each fuzz target runs for a bounded time (FUZZTIME) on top of its seed corpus.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := jsexpr:FuzzEval templates:FuzzRender validation:FuzzCompile smsparse:FuzzParse transitions:FuzzLoad transitions:FuzzProcess schedule/recur:FuzzParse
+FUZZ_TARGETS := jsexpr:FuzzEval templates:FuzzRender validation:FuzzCompile smsparse:FuzzParse transitions:FuzzLoad pipeline:FuzzProcess schedule/recur:FuzzParse
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	kivik "github.com/go-kivik/kivik/v4"
@@ -195,4 +196,18 @@ func (c *Client) AllDBs(ctx context.Context) ([]string, error) {
 		return nil, c.wrap("list databases", err)
 	}
 	return dbs, nil
+}
+
+// RevGeneration is the generation of a revision ("3-abc" → 3), -1 when rev
+// is not a revision.
+func RevGeneration(rev string) int {
+	n, _, ok := strings.Cut(rev, "-")
+	if !ok {
+		return -1
+	}
+	g, err := strconv.Atoi(n)
+	if err != nil {
+		return -1
+	}
+	return g
 }

@@ -10,7 +10,7 @@ import (
 
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
-	"sentinel-go/transitions"
+	"sentinel-go/pipeline"
 )
 
 // stopGrace bounds finishing the change in hand after a stop request, so
@@ -27,7 +27,7 @@ const maxAttempts = 5
 func (d *Daemon) follow(ctx context.Context) {
 	log := d.log.With().Str("component", "feed").Logger()
 	main := couch.NewIndexedDB(d.client.Main)
-	proc := &transitions.Processor{
+	proc := &pipeline.Engine{
 		Main: main, Sentinel: d.client.Sentinel, Log: d.log.With().Str("component", "transitions").Logger(),
 		Location: d.opts.Location, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}), Dups: d.dups, Secrets: d.secrets, Observer: d.metrics,
 		PhoneOwner: d.opts.PhoneOwner,
@@ -86,7 +86,7 @@ func (d *Daemon) buildIndex(ctx context.Context, log zerolog.Logger, main *couch
 }
 
 // followFrom reads batches until ctx ends or the config becomes invalid.
-func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *transitions.Processor, main *couch.IndexedDB, cp *couch.Checkpoint, since string) {
+func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipeline.Engine, main *couch.IndexedDB, cp *couch.Checkpoint, since string) {
 	wait := time.Second
 	prog := newProgress(log)
 	for ctx.Err() == nil {
@@ -114,7 +114,7 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *trans
 			switch {
 			case ch.Deleted:
 				main.Index.Remove(ch.ID)
-			case ch.Doc != nil && !transitions.Ignored(ch.ID):
+			case ch.Doc != nil && !pipeline.Ignored(ch.ID):
 				main.Observe(ch.Doc)
 			}
 		}
@@ -153,13 +153,13 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *trans
 // each attempt, backoff and give-up rules for failed changes, metrics,
 // progress and watchdog pings per completed change, and retries of the
 // batch's writes while the server fails.
-func (d *Daemon) batchControl(ctx context.Context, log zerolog.Logger, b couch.Batch, prog *progress) transitions.BatchControl {
+func (d *Daemon) batchControl(ctx context.Context, log zerolog.Logger, b couch.Batch, prog *progress) pipeline.BatchControl {
 	left := b.Pending + int64(len(b.Changes))
 	waits := map[string]time.Duration{}
-	return transitions.BatchControl{
+	return pipeline.BatchControl{
 		Config: d.cfg.Load,
 		Grace:  stopGrace,
-		Done: func(ch couch.Change, out transitions.Outcome) {
+		Done: func(ch couch.Change, out pipeline.Outcome) {
 			delete(waits, ch.ID)
 			outcome := "unchanged"
 			switch {

@@ -49,7 +49,7 @@ func newMemStore(docs ...Doc) *memStore {
 	m := &memStore{docs: map[string]Doc{}, puts: map[string]int{}}
 	for _, d := range docs {
 		d = jsonClone(d)
-		if rev, _ := d["_rev"].(string); revGeneration(rev) < 1 {
+		if rev, _ := d["_rev"].(string); couch.RevGeneration(rev) < 1 {
 			d["_rev"] = "1-a"
 		}
 		m.docs[jsv.String(d["_id"])] = d
@@ -100,7 +100,7 @@ func (m *memStore) Put(_ context.Context, doc Doc) error {
 	gen := 0
 	if exists {
 		curRev, _ := cur["_rev"].(string)
-		gen = max(revGeneration(curRev), 0)
+		gen = max(couch.RevGeneration(curRev), 0)
 	}
 	doc["_rev"] = strconv.Itoa(gen+1) + "-x"
 	if doc["_deleted"] == true {

@@ -11,7 +11,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"sentinel-go/config"
-	"sentinel-go/couch"
 	"sentinel-go/couch/couchtest"
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
@@ -365,46 +364,6 @@ func TestMultiReportAlertsFailures(t *testing.T) {
 				t.Errorf("changed = %v, tasks = %v: the second alert must still run", changed, c2.Doc["tasks"])
 			}
 		})
-	}
-}
-
-// TestMultiReportAlertsRunawayRecorded runs a runaway is_report_counted
-// through the processor: the sandbox bound stops it, the error is saved on
-// the doc with `ok: false`, and processing goes on with the next change.
-func TestMultiReportAlertsRunawayRecorded(t *testing.T) {
-	now := 1714557600000.0
-	main := mraWorld(mraReport("L", "C", "chw1", now, nil), mraReport("L2", "C", "chw2", now+1, nil))
-	sentinel := newMemStore()
-	settings := mraSettings(mraAlertCfg(map[string]any{"is_report_counted": "function(r, l) { for (;;) {} }"}))
-	cfg := Load(settings, config.Translations{})
-	if !cfg.Valid() {
-		t.Fatal(cfg.Problems)
-	}
-	p := &Processor{Main: main, Sentinel: sentinel, Log: zerolog.Nop(), Location: time.UTC,
-		JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: 30 * time.Millisecond})}
-	for i, id := range []string{"L", "L2"} {
-		start := time.Now()
-		out, err := p.Process(context.Background(), cfg, couch.Change{ID: id, Seq: fmt.Sprint(i + 1)})
-		if err != nil || !out.Changed {
-			t.Fatalf("Process %s = %+v, %v", id, out, err)
-		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("processing %s took %v", id, d)
-		}
-		doc := main.docs[id]
-		errs := jsv.Slice(doc["errors"])
-		if len(errs) != 1 {
-			t.Fatalf("%s errors = %v", id, errs)
-		}
-		e := jsv.Map(errs[0])
-		if e["code"] != "multi_report_alerts_error" || !strings.Contains(jsv.String(e["message"]), "timed out") ||
-			!strings.HasPrefix(jsv.String(e["message"]), "Transition error on multi_report_alerts: multi_report_alerts threw errors") {
-			t.Errorf("%s error = %v", id, e)
-		}
-		rec := jsv.Map(jsv.Map(sentinel.docs[id+"-info"]["transitions"])["multi_report_alerts"])
-		if rec["ok"] != false {
-			t.Errorf("%s record = %v, want ok: false", id, rec)
-		}
 	}
 }
 

@@ -615,7 +615,7 @@ func createContact(ctx context.Context, env *Env, c *Change, contact Doc, name a
 	// The id derives from the report and its revision, so that a change
 	// replayed after a crash finds the contact it created instead of creating
 	// a second one (the feed is at-least-once).
-	contact["_id"] = createdContactID(c.ID, c.Rev, subjectKey)
+	contact["_id"] = CreatedContactID(c.ID, c.Rev, subjectKey)
 	if _, err := env.Store.Create(ctx, contact); err != nil {
 		if !IsConflict(err) {
 			return fmt.Errorf("create %s: %w", subjectKey, err)
@@ -635,9 +635,9 @@ func createContact(ctx context.Context, env *Env, c *Change, contact Doc, name a
 	return nil
 }
 
-// createdContactID is the id of the person or place a registration creates:
+// CreatedContactID is the id of the person or place a registration creates:
 // a name-based UUID of the report id, its revision and the subject kind.
-func createdContactID(reportID, rev, kind string) string {
+func CreatedContactID(reportID, rev, kind string) string {
 	return uuid.NewSHA1(createdNamespace, []byte(reportID+"\x00"+rev+"\x00"+kind)).String()
 }
 

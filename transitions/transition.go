@@ -1,7 +1,8 @@
-// Package transitions is the pipeline the daemon runs on every change: the
-// Transition interface, the registry of transitions in their fixed reference
-// order, the processing of one change (hydrate, run, minify, save once, info
-// doc) and one file per transition.
+// Package transitions holds the transitions the engine (package pipeline)
+// runs on every change: the Transition interface and what a transition may
+// use (Env, Change, Store), the registry of transitions in their fixed
+// reference order with the config they are built from, the config checks,
+// and one file per transition.
 package transitions
 
 import (
@@ -13,6 +14,7 @@ import (
 
 	"sentinel-go/config"
 	"sentinel-go/couch"
+	"sentinel-go/infodoc"
 	"sentinel-go/jsexpr"
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
@@ -81,6 +83,20 @@ type Store interface {
 }
 
 var _ Store = (*couch.DB)(nil)
+
+// InfoStore is the sentinel db as the pipeline uses it. *couch.DB implements it.
+type InfoStore interface {
+	Get(ctx context.Context, id string) (Doc, error)
+	Put(ctx context.Context, doc Doc) error
+}
+
+var _ InfoStore = (*couch.DB)(nil)
+
+// ISO formats t as the daemon writes dates: UTC with milliseconds.
+func ISO(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// InfoID is the id of a doc's info doc in the sentinel db.
+func InfoID(id string) string { return infodoc.ID(id) }
 
 // Env is what a transition may use while it runs: the config loaded when the
 // change started, the database, the expression sandbox and the clock.

@@ -17,7 +17,7 @@ import (
 	"sentinel-go/daemon"
 	"sentinel-go/jsexpr"
 	"sentinel-go/outbound"
-	"sentinel-go/transitions"
+	"sentinel-go/pipeline"
 )
 
 // explainCmd is `sentinel explain [--json] DOCID`: it runs the pipeline on
@@ -75,7 +75,7 @@ func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	log, _ := newLogger("console", "warn", stderr)
-	ex, err := transitions.Explain(ctx, transitions.ExplainOptions{
+	ex, err := pipeline.Explain(ctx, pipeline.ExplainOptions{
 		Config: cfg, Main: client.Main, Sentinel: client.Sentinel, DocID: fs.Arg(0),
 		JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: *exprTimeout}), Log: log,
 		Secrets: outbound.NewSecrets(loc.Server, loc.MainDB),
@@ -100,7 +100,7 @@ func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 // writeExplanation prints ex for people.
-func writeExplanation(w io.Writer, ex *transitions.Explanation) {
+func writeExplanation(w io.Writer, ex *pipeline.Explanation) {
 	fmt.Fprintf(w, "doc %s at rev %s, processed as of %s\n", ex.DocID, ex.Rev, ex.Now)
 	if ex.Skipped != "" {
 		fmt.Fprintf(w, "not processed: %s\n", ex.Skipped)
@@ -187,7 +187,7 @@ func writeExplanation(w io.Writer, ex *transitions.Explanation) {
 	}
 }
 
-func writeDiff(w io.Writer, indent string, diff []transitions.DiffEntry) {
+func writeDiff(w io.Writer, indent string, diff []pipeline.DiffEntry) {
 	for _, d := range diff {
 		switch d.Op {
 		case "added":

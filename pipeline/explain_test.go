@@ -1,10 +1,11 @@
-package transitions
+package pipeline
 
 import (
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"sentinel-go/transitions"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,7 +18,7 @@ import (
 
 func TestDryStoreKeepsWritesInMemory(t *testing.T) {
 	ctx := context.Background()
-	mem := newMemStore(Doc{"_id": "a", "n": 1.0})
+	mem := newMemStore(transitions.Doc{"_id": "a", "n": 1.0})
 	dry := newDryStore(mem)
 
 	a, err := dry.Get(ctx, "a")
@@ -37,17 +38,17 @@ func TestDryStoreKeepsWritesInMemory(t *testing.T) {
 	if got, _ := mem.Get(ctx, "a"); got["n"] != 1.0 || got["_rev"] != "1-a" {
 		t.Errorf("the write reached the store: %v", got)
 	}
-	stale := Doc{"_id": "a", "_rev": "1-a", "n": 3.0}
-	if err := dry.Put(ctx, stale); !IsConflict(err) {
+	stale := transitions.Doc{"_id": "a", "_rev": "1-a", "n": 3.0}
+	if err := dry.Put(ctx, stale); !transitions.IsConflict(err) {
 		t.Errorf("stale put: got %v, want a conflict", err)
 	}
-	if _, err := dry.Create(ctx, Doc{"_id": "b", "type": "person"}); err != nil {
+	if _, err := dry.Create(ctx, transitions.Doc{"_id": "b", "type": "person"}); err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	if _, err := dry.Create(ctx, Doc{"_id": "b"}); !IsConflict(err) {
+	if _, err := dry.Create(ctx, transitions.Doc{"_id": "b"}); !transitions.IsConflict(err) {
 		t.Errorf("second create: got %v, want a conflict", err)
 	}
-	id, err := dry.Create(ctx, Doc{"type": "person"})
+	id, err := dry.Create(ctx, transitions.Doc{"type": "person"})
 	if err != nil || id == "" {
 		t.Fatalf("create without id: %q %v", id, err)
 	}
@@ -55,7 +56,7 @@ func TestDryStoreKeepsWritesInMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res[0].Err != nil || !IsConflict(res[1].Err) {
+	if res[0].Err != nil || !transitions.IsConflict(res[1].Err) {
 		t.Errorf("bulk results: %+v", res)
 	}
 	many, err := dry.GetMany(ctx, []string{"a", "b", "missing"})
@@ -65,7 +66,7 @@ func TestDryStoreKeepsWritesInMemory(t *testing.T) {
 	if len(many) != 2 || many["a"]["n"] != 2.0 {
 		t.Errorf("GetMany: %v", many)
 	}
-	if _, err := mem.Get(ctx, "b"); !IsNotFound(err) {
+	if _, err := mem.Get(ctx, "b"); !transitions.IsNotFound(err) {
 		t.Errorf("created doc reached the store: %v", err)
 	}
 	writes := dry.writes("medic")
@@ -85,23 +86,23 @@ func TestDryStoreKeepsWritesInMemory(t *testing.T) {
 func TestDiffDocs(t *testing.T) {
 	tests := []struct {
 		name          string
-		before, after Doc
+		before, after transitions.Doc
 		want          []DiffEntry
 	}{
-		{"same", Doc{"a": 1.0, "b": []any{"x"}}, Doc{"a": 1.0, "b": []any{"x"}}, []DiffEntry{}},
-		{"changed scalar", Doc{"a": 1.0}, Doc{"a": 2.0}, []DiffEntry{{Path: "a", Op: "changed", Old: 1.0, New: 2.0}}},
-		{"added and removed keys", Doc{"a": 1.0}, Doc{"b": map[string]any{"c": true}},
+		{"same", transitions.Doc{"a": 1.0, "b": []any{"x"}}, transitions.Doc{"a": 1.0, "b": []any{"x"}}, []DiffEntry{}},
+		{"changed scalar", transitions.Doc{"a": 1.0}, transitions.Doc{"a": 2.0}, []DiffEntry{{Path: "a", Op: "changed", Old: 1.0, New: 2.0}}},
+		{"added and removed keys", transitions.Doc{"a": 1.0}, transitions.Doc{"b": map[string]any{"c": true}},
 			[]DiffEntry{{Path: "a", Op: "removed", Old: 1.0}, {Path: "b", Op: "added", New: map[string]any{"c": true}}}},
-		{"nested change", Doc{"f": map[string]any{"x": "a", "y": "b"}}, Doc{"f": map[string]any{"x": "a", "y": "c"}},
+		{"nested change", transitions.Doc{"f": map[string]any{"x": "a", "y": "b"}}, transitions.Doc{"f": map[string]any{"x": "a", "y": "c"}},
 			[]DiffEntry{{Path: "f.y", Op: "changed", Old: "b", New: "c"}}},
-		{"array grows and changes", Doc{"t": []any{1.0, 2.0}}, Doc{"t": []any{1.0, 3.0, 4.0}},
+		{"array grows and changes", transitions.Doc{"t": []any{1.0, 2.0}}, transitions.Doc{"t": []any{1.0, 3.0, 4.0}},
 			[]DiffEntry{{Path: "t[1]", Op: "changed", Old: 2.0, New: 3.0}, {Path: "t[2]", Op: "added", New: 4.0}}},
-		{"array shrinks", Doc{"t": []any{1.0, 2.0}}, Doc{"t": []any{1.0}},
+		{"array shrinks", transitions.Doc{"t": []any{1.0, 2.0}}, transitions.Doc{"t": []any{1.0}},
 			[]DiffEntry{{Path: "t[1]", Op: "removed", Old: 2.0}}},
-		{"type change", Doc{"a": "1"}, Doc{"a": 1.0}, []DiffEntry{{Path: "a", Op: "changed", Old: "1", New: 1.0}}},
+		{"type change", transitions.Doc{"a": "1"}, transitions.Doc{"a": 1.0}, []DiffEntry{{Path: "a", Op: "changed", Old: "1", New: 1.0}}},
 		{"indexes sort numerically",
-			Doc{"t": []any{}},
-			Doc{"t": []any{0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0}},
+			transitions.Doc{"t": []any{}},
+			transitions.Doc{"t": []any{0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0}},
 			func() []DiffEntry {
 				var out []DiffEntry
 				for i := 0; i <= 10; i++ {
@@ -132,13 +133,13 @@ func TestExplainWritesNothing(t *testing.T) {
 		"registrations": []any{map[string]any{"form": "R", "events": []any{map[string]any{
 			"name": "on_create", "trigger": "add_patient", "params": "", "bool_expr": "doc.fields.ok === true"}}}},
 	}
-	cfg := Load(settings, config.Translations{})
+	cfg := transitions.Load(settings, config.Translations{})
 	if !cfg.Valid() {
 		t.Fatal(cfg.ErrorSummary())
 	}
 	main := newMemStore(
-		Doc{"_id": "chw", "type": "person", "phone": "+254712345678", "name": "CHW"},
-		Doc{"_id": "r1", "type": "data_record", "form": "R", "from": "+254712345678", "reported_date": 1.0, "fields": map[string]any{"ok": false}},
+		transitions.Doc{"_id": "chw", "type": "person", "phone": "+254712345678", "name": "CHW"},
+		transitions.Doc{"_id": "r1", "type": "data_record", "form": "R", "from": "+254712345678", "reported_date": 1.0, "fields": map[string]any{"ok": false}},
 	)
 	sentinel := newMemStore()
 	ex, err := Explain(ctx, ExplainOptions{Config: cfg, Main: main, Sentinel: sentinel, DocID: "r1"})
@@ -168,7 +169,7 @@ func TestExplainWritesNothing(t *testing.T) {
 	if got, _ := main.Get(ctx, "r1"); got["_rev"] != "1-a" || got["contact"] != nil {
 		t.Errorf("the doc was written: %v", got)
 	}
-	if _, err := sentinel.Get(ctx, "r1-info"); !IsNotFound(err) {
+	if _, err := sentinel.Get(ctx, "r1-info"); !transitions.IsNotFound(err) {
 		t.Errorf("the info doc was written: %v", err)
 	}
 	if len(ex.Writes) != 1 || ex.Writes[0].ID != "r1-info" || ex.Writes[0].Action != "create" {
@@ -177,9 +178,9 @@ func TestExplainWritesNothing(t *testing.T) {
 }
 
 func TestExplainMissingDoc(t *testing.T) {
-	cfg := Load(map[string]any{"transitions": map[string]any{"update_clinics": true}}, nil)
+	cfg := transitions.Load(map[string]any{"transitions": map[string]any{"update_clinics": true}}, nil)
 	_, err := Explain(context.Background(), ExplainOptions{Config: cfg, Main: newMemStore(), Sentinel: newMemStore(), DocID: "nope"})
-	if !IsNotFound(err) {
+	if !transitions.IsNotFound(err) {
 		t.Errorf("got %v, want not found", err)
 	}
 }
@@ -191,7 +192,7 @@ func TestExplainSendsNoOutboundPush(t *testing.T) {
 		hits.Add(1)
 	}))
 	defer srv.Close()
-	cfg := Load(map[string]any{"transitions": map[string]any{"mark_for_outbound": true},
+	cfg := transitions.Load(map[string]any{"transitions": map[string]any{"mark_for_outbound": true},
 		"outbound": map[string]any{
 			"yes": mfoPush(srv.URL, "/in", "doc.form === 'test'", map[string]any{"id": "doc._id"}, nil),
 			"no":  mfoPush(srv.URL, "/in", "false", map[string]any{"id": "doc._id"}, nil),
@@ -199,7 +200,7 @@ func TestExplainSendsNoOutboundPush(t *testing.T) {
 	if !cfg.Valid() {
 		t.Fatal(cfg.ErrorSummary())
 	}
-	main := newMemStore(Doc{"_id": "r1", "type": "data_record", "form": "test"})
+	main := newMemStore(transitions.Doc{"_id": "r1", "type": "data_record", "form": "test"})
 	sentinel := newMemStore()
 	ex, err := Explain(context.Background(), ExplainOptions{Config: cfg, Main: main, Sentinel: sentinel, DocID: "r1"})
 	if err != nil {
@@ -217,7 +218,7 @@ func TestExplainSendsNoOutboundPush(t *testing.T) {
 	if len(would) != 2 || !strings.Contains(strings.Join(would, "\n"), `"yes": relevant; would be sent now`) {
 		t.Errorf("would: %q", would)
 	}
-	if _, err := sentinel.Get(context.Background(), "task:outbound:r1"); !IsNotFound(err) {
+	if _, err := sentinel.Get(context.Background(), "task:outbound:r1"); !transitions.IsNotFound(err) {
 		t.Errorf("an outbound task was written: %v", err)
 	}
 }
@@ -238,38 +239,38 @@ func TestWhyNot(t *testing.T) {
 		"contact_types":        []any{map[string]any{"id": "person", "person": true}},
 		"update_notifications": map[string]any{},
 	}
-	cfg := Load(settings, nil)
+	cfg := transitions.Load(settings, nil)
 	if !cfg.Valid() {
 		t.Fatal(cfg.ErrorSummary())
 	}
-	env := &Env{Config: cfg, Location: time.UTC}
-	byName := map[string]Transition{}
+	env := &transitions.Env{Config: cfg, Location: time.UTC}
+	byName := map[string]transitions.Transition{}
 	for _, tr := range cfg.Transitions {
 		byName[tr.Name()] = tr
 	}
 	ran := map[string]any{"transitions": map[string]any{"registration": map[string]any{}, "accept_patient_reports": map[string]any{}}}
 	tests := []struct {
 		transition string
-		doc        Doc
-		info       Doc
+		doc        transitions.Doc
+		info       transitions.Doc
 		want       string
 	}{
-		{"update_clinics", Doc{"type": "data_record", "contact": map[string]any{}}, nil, "already has a contact"},
-		{"update_clinics", Doc{"type": "person"}, nil, "not a report"},
-		{"registration", Doc{"type": "data_record", "form": "X"}, nil, `form "X" matches no registrations[].form`},
-		{"registration", Doc{"type": "data_record", "form": "R"}, ran, "already ran"},
-		{"registration", Doc{"type": "data_record", "form": "R"}, nil, "sender is unknown"},
-		{"accept_patient_reports", Doc{"type": "data_record", "form": "V"}, nil, "no reported_date"},
-		{"accept_patient_reports", Doc{"type": "data_record", "form": "X", "reported_date": 1.0}, nil, "matches no patient_reports"},
-		{"accept_patient_reports", Doc{"type": "data_record", "form": "V", "reported_date": 1.0}, ran, "already ran"},
-		{"accept_patient_reports", Doc{"type": "data_record", "form": "Q", "reported_date": 1.0, "content_type": "sms"}, nil, "matches no patient_reports"},
-		{"default_responses", Doc{"type": "data_record"}, nil, "no `from`"},
-		{"default_responses", Doc{"type": "data_record", "from": "1", "reported_date": 1.0}, nil, "not after default_responses.start_date 2025-01-01"},
-		{"muting", Doc{"type": "data_record", "form": "X"}, nil, "neither muting.mute_forms"},
-		{"muting", Doc{"type": "thing"}, nil, "neither a report nor a contact"},
-		{"update_notifications", Doc{"type": "data_record", "form": "X"}, nil, `form "X" is not in settings.forms`},
-		{"multi_report_alerts", Doc{"type": "data_record"}, nil, "no form"},
-		{"conditional_alerts", Doc{"type": "data_record", "form": "R"}, nil, "sender is unknown"},
+		{"update_clinics", transitions.Doc{"type": "data_record", "contact": map[string]any{}}, nil, "already has a contact"},
+		{"update_clinics", transitions.Doc{"type": "person"}, nil, "not a report"},
+		{"registration", transitions.Doc{"type": "data_record", "form": "X"}, nil, `form "X" matches no registrations[].form`},
+		{"registration", transitions.Doc{"type": "data_record", "form": "R"}, ran, "already ran"},
+		{"registration", transitions.Doc{"type": "data_record", "form": "R"}, nil, "sender is unknown"},
+		{"accept_patient_reports", transitions.Doc{"type": "data_record", "form": "V"}, nil, "no reported_date"},
+		{"accept_patient_reports", transitions.Doc{"type": "data_record", "form": "X", "reported_date": 1.0}, nil, "matches no patient_reports"},
+		{"accept_patient_reports", transitions.Doc{"type": "data_record", "form": "V", "reported_date": 1.0}, ran, "already ran"},
+		{"accept_patient_reports", transitions.Doc{"type": "data_record", "form": "Q", "reported_date": 1.0, "content_type": "sms"}, nil, "matches no patient_reports"},
+		{"default_responses", transitions.Doc{"type": "data_record"}, nil, "no `from`"},
+		{"default_responses", transitions.Doc{"type": "data_record", "from": "1", "reported_date": 1.0}, nil, "not after default_responses.start_date 2025-01-01"},
+		{"muting", transitions.Doc{"type": "data_record", "form": "X"}, nil, "neither muting.mute_forms"},
+		{"muting", transitions.Doc{"type": "thing"}, nil, "neither a report nor a contact"},
+		{"update_notifications", transitions.Doc{"type": "data_record", "form": "X"}, nil, `form "X" is not in settings.forms`},
+		{"multi_report_alerts", transitions.Doc{"type": "data_record"}, nil, "no form"},
+		{"conditional_alerts", transitions.Doc{"type": "data_record", "form": "R"}, nil, "sender is unknown"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.transition+" "+tt.want, func(t *testing.T) {
@@ -277,7 +278,7 @@ func TestWhyNot(t *testing.T) {
 			if tr == nil {
 				t.Fatalf("%s not enabled", tt.transition)
 			}
-			c := &Change{ID: "d", Doc: tt.doc, Info: tt.info}
+			c := &transitions.Change{ID: "d", Doc: tt.doc, Info: tt.info}
 			if tr.Filter(env, c) {
 				t.Fatal("filter matched")
 			}

@@ -1,8 +1,9 @@
-package transitions
+package pipeline
 
 import (
 	"context"
 	"encoding/json"
+	"sentinel-go/transitions"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ func FuzzProcess(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s)
 	}
-	cfg := Load(fuzzSettings, config.Translations{"en": {"messages.generic.registration_not_found": "nf {{patient_id}}"}})
+	cfg := transitions.Load(fuzzSettings, config.Translations{"en": {"messages.generic.registration_not_found": "nf {{patient_id}}"}})
 	if !cfg.Valid() {
 		f.Fatalf("fuzz settings invalid: %v", cfg.Problems)
 	}
@@ -64,11 +65,11 @@ func FuzzProcess(f *testing.F) {
 		}
 		doc["_id"] = "r1"
 		main := newMemStore(
-			Doc{"_id": "clinic", "type": "clinic", "name": "C", "contact": map[string]any{"_id": "chw"}},
-			Doc{"_id": "chw", "type": "person", "name": "W", "phone": "+254712345678", "parent": map[string]any{"_id": "clinic"}},
-			Doc{"_id": "pat", "type": "person", "name": "P", "patient_id": "11111", "parent": map[string]any{"_id": "clinic"}},
+			transitions.Doc{"_id": "clinic", "type": "clinic", "name": "C", "contact": map[string]any{"_id": "chw"}},
+			transitions.Doc{"_id": "chw", "type": "person", "name": "W", "phone": "+254712345678", "parent": map[string]any{"_id": "clinic"}},
+			transitions.Doc{"_id": "pat", "type": "person", "name": "P", "patient_id": "11111", "parent": map[string]any{"_id": "clinic"}},
 			doc)
-		p := &Processor{Main: main, Sentinel: newMemStore(), Log: zerolog.Nop(),
+		p := &Engine{Main: main, Sentinel: newMemStore(), Log: zerolog.Nop(),
 			JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: 50 * time.Millisecond}), Location: time.UTC}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

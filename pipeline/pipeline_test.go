@@ -1,7 +1,8 @@
-package transitions
+package pipeline
 
 import (
 	"context"
+	"sentinel-go/transitions"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -33,7 +34,7 @@ func TestBuildEnablingAndOrder(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := Load(map[string]any{"transitions": c.transitions}, nil)
+			cfg := transitions.Load(map[string]any{"transitions": c.transitions}, nil)
 			var names []string
 			for _, tr := range cfg.Transitions {
 				names = append(names, tr.Name())
@@ -63,12 +64,12 @@ func TestBuildEnablingAndOrder(t *testing.T) {
 }
 
 func TestAlreadyRan(t *testing.T) {
-	info := Doc{"transitions": map[string]any{"x": map[string]any{"last_rev": "3-abc"}}}
-	legacy := Doc{"transitions": map[string]any{"y": map[string]any{"last_rev": "2-zzz"}}}
-	if !alreadyRan("x", info, Doc{}, "3-def") || alreadyRan("x", info, Doc{}, "4-def") {
+	info := transitions.Doc{"transitions": map[string]any{"x": map[string]any{"last_rev": "3-abc"}}}
+	legacy := transitions.Doc{"transitions": map[string]any{"y": map[string]any{"last_rev": "2-zzz"}}}
+	if !alreadyRan("x", info, transitions.Doc{}, "3-def") || alreadyRan("x", info, transitions.Doc{}, "4-def") {
 		t.Error("revision rule on info doc wrong")
 	}
-	if !alreadyRan("y", Doc{}, legacy, "2-aaa") || alreadyRan("z", info, legacy, "3-abc") {
+	if !alreadyRan("y", transitions.Doc{}, legacy, "2-aaa") || alreadyRan("z", info, legacy, "3-abc") {
 		t.Error("revision rule on legacy doc.transitions wrong")
 	}
 }
@@ -82,7 +83,7 @@ type conflictingStore struct {
 	fired atomic.Bool
 }
 
-func (s *conflictingStore) Put(ctx context.Context, doc Doc) error {
+func (s *conflictingStore) Put(ctx context.Context, doc transitions.Doc) error {
 	if doc["_id"] == "p1" && s.fired.CompareAndSwap(false, true) {
 		other, _ := s.DB.Get(ctx, "p1")
 		other["edited_by_someone_else"] = true
@@ -100,10 +101,10 @@ func TestConflictRereadsAndKeepsBothWrites(t *testing.T) {
 	if err := env.Client.Main.EnsureDesignDoc(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Load(map[string]any{"transitions": map[string]any{"generate_shortcode_on_contacts": true},
+	cfg := transitions.Load(map[string]any{"transitions": map[string]any{"generate_shortcode_on_contacts": true},
 		"contact_types": []any{map[string]any{"id": "person", "person": true}}}, nil)
 	store := &conflictingStore{DB: env.Client.Main, env: env, t: t}
-	p := &Processor{Main: store, Sentinel: env.Client.Sentinel, Log: zerolog.Nop(), JS: jsexpr.NewSandbox(jsexpr.Options{})}
+	p := &Engine{Main: store, Sentinel: env.Client.Sentinel, Log: zerolog.Nop(), JS: jsexpr.NewSandbox(jsexpr.Options{})}
 	out, err := p.Process(ctx, cfg, couch.Change{ID: "p1", Seq: "1"})
 	if err != nil || !out.Changed {
 		t.Fatalf("Process = %+v, %v", out, err)
@@ -131,8 +132,8 @@ func TestInfoDocKeepsOtherFields(t *testing.T) {
 	if err := env.Client.Main.EnsureDesignDoc(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Load(map[string]any{"transitions": map[string]any{}}, nil)
-	p := &Processor{Main: env.Client.Main, Sentinel: env.Client.Sentinel, Log: zerolog.Nop()}
+	cfg := transitions.Load(map[string]any{"transitions": map[string]any{}}, nil)
+	p := &Engine{Main: env.Client.Main, Sentinel: env.Client.Sentinel, Log: zerolog.Nop()}
 	if _, err := p.Process(ctx, cfg, couch.Change{ID: "r1", Seq: "1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,9 +158,9 @@ func TestResolvePending(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			sentinel := newMemStore(Doc{"_id": "r1-info", "type": "info", "doc_id": "r1",
+			sentinel := newMemStore(transitions.Doc{"_id": "r1-info", "type": "info", "doc_id": "r1",
 				pendingKey: map[string]any{"rev": "1-a", "transitions": records}})
-			p := &Processor{Sentinel: sentinel, Main: newMemStore()}
+			p := &Engine{Sentinel: sentinel, Main: newMemStore()}
 			b := p.NewBatch(ctx, nil)
 			info, _ := sentinel.Get(ctx, "r1-info")
 			got, err := p.resolvePending(ctx, b, "r1", info, c.docRev)

@@ -1,11 +1,21 @@
-package transitions
+// Package pipeline is the engine that runs the transitions on the changes of
+// the feed: one batch lifecycle (RunBatch: each change on its doc as it is
+// when its turn comes, the enabled transitions in reference order with the
+// revision rule, one save per changed doc, info docs with their journal,
+// group commit of the batch's writes, redo of failed ones one at a time),
+// the store wrappers that decide "retry this change" from any failed
+// database call, and Explain, which runs the same per-transition step on a
+// dry-run store. The transitions themselves live in package transitions
+// behind the Transition interface; the engine knows none of them by name.
+package pipeline
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"strconv"
+	"sentinel-go/infodoc"
+	"sentinel-go/transitions"
 	"strings"
 	"time"
 
@@ -19,17 +29,14 @@ import (
 	"sentinel-go/outbound"
 )
 
-// InfoStore is the sentinel db as the pipeline uses it. *couch.DB implements it.
-type InfoStore interface {
-	Get(ctx context.Context, id string) (Doc, error)
-	Put(ctx context.Context, doc Doc) error
-}
+// Doc is a JSON document.
+type Doc = transitions.Doc
 
-// Processor runs the pipeline on one change at a time. It is not safe for
+// Engine runs the pipeline on one change at a time. It is not safe for
 // concurrent use (it owns a JS sandbox); make one per worker.
-type Processor struct {
-	Main     Store
-	Sentinel InfoStore
+type Engine struct {
+	Main     transitions.Store
+	Sentinel transitions.InfoStore
 	Log      zerolog.Logger
 	Location *time.Location
 	// Clock returns the wall time; nil means time.Now.
@@ -45,7 +52,7 @@ type Processor struct {
 	// outgoing message (metrics).
 	Observer Observer
 	// PhoneOwner picks the contact a shared phone number is attributed to.
-	PhoneOwner PhoneOwner
+	PhoneOwner transitions.PhoneOwner
 
 	recent recentWrites // info docs of the last group commits' writes
 }
@@ -72,14 +79,14 @@ type Outcome struct {
 // Ignored reports whether a change id is never processed: design docs, info
 // docs and tombstones.
 func Ignored(id string) bool {
-	return strings.HasPrefix(id, "_design/") || strings.HasSuffix(id, "-info") ||
+	return strings.HasPrefix(id, "_design/") || infodoc.IsID(id) ||
 		strings.HasSuffix(id, "____tombstone")
 }
 
 // InfoID is the id of a doc's info doc in the sentinel db.
-func InfoID(id string) string { return id + "-info" }
+func InfoID(id string) string { return infodoc.ID(id) }
 
-func (p *Processor) now(cfg *Config) time.Time {
+func (p *Engine) now(cfg *transitions.Config) time.Time {
 	if t, ok := cfg.Settings.SyntheticDate(p.location()); ok {
 		return t
 	}
@@ -89,7 +96,7 @@ func (p *Processor) now(cfg *Config) time.Time {
 	return time.Now()
 }
 
-func (p *Processor) location() *time.Location {
+func (p *Engine) location() *time.Location {
 	if p.Location != nil {
 		return p.Location
 	}
@@ -98,10 +105,10 @@ func (p *Processor) location() *time.Location {
 
 // Process runs the enabled transitions on the doc of change ch and saves the
 // result: RunBatch on a batch of one change, which stops at a failure.
-func (p *Processor) Process(ctx context.Context, cfg *Config, ch couch.Change) (Outcome, error) {
+func (p *Engine) Process(ctx context.Context, cfg *transitions.Config, ch couch.Change) (Outcome, error) {
 	var out Outcome
 	_, err := p.RunBatch(ctx, []couch.Change{ch}, BatchControl{
-		Config: func() *Config { return cfg },
+		Config: func() *transitions.Config { return cfg },
 		Done:   func(_ couch.Change, o Outcome) { out = o },
 	})
 	return out, err
@@ -113,7 +120,7 @@ func (p *Processor) Process(ctx context.Context, cfg *Config, ch couch.Change) (
 // checkpointed; transition failures are not errors here: they are recorded
 // on the doc as the spec says. Info docs of changes that changed nothing are
 // written by Flush, before the batch is checkpointed.
-func (p *Processor) ProcessIn(ctx context.Context, b *Batch, cfg *Config, ch couch.Change) (Outcome, error) {
+func (p *Engine) ProcessIn(ctx context.Context, b *Batch, cfg *transitions.Config, ch couch.Change) (Outcome, error) {
 	retries := p.Retries
 	if retries <= 0 {
 		retries = 5
@@ -132,7 +139,7 @@ func (p *Processor) ProcessIn(ctx context.Context, b *Batch, cfg *Config, ch cou
 	for attempt := 0; attempt <= retries; attempt++ {
 		if attempt > 0 || doc == nil {
 			d, err := p.Main.Get(ctx, ch.ID)
-			if IsNotFound(err) {
+			if transitions.IsNotFound(err) {
 				// Deleted since the change was read (by an earlier change of
 				// the batch or another writer): a deletion, nothing to retry.
 				b.forget(ch.ID)
@@ -148,11 +155,11 @@ func (p *Processor) ProcessIn(ctx context.Context, b *Batch, cfg *Config, ch cou
 		if err == nil {
 			return out, nil
 		}
-		if !IsConflict(err) {
+		if !transitions.IsConflict(err) {
 			return Outcome{}, err
 		}
 		lastErr = err
-		p.Log.Debug().Str("doc_id", ch.ID).Int("attempt", attempt+1).Msg("Doc changed while it was processed; re-reading")
+		p.Log.Debug().Str("doc_id", ch.ID).Int("attempt", attempt+1).Msg("transitions.Doc changed while it was processed; re-reading")
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
@@ -164,7 +171,7 @@ func (p *Processor) ProcessIn(ctx context.Context, b *Batch, cfg *Config, ch cou
 	return Outcome{}, fmt.Errorf("save %s: gave up after %d conflicts: %w", ch.ID, retries, lastErr)
 }
 
-func (p *Processor) processOnce(ctx context.Context, b *Batch, cfg *Config, ch couch.Change, raw Doc) (Outcome, error) {
+func (p *Engine) processOnce(ctx context.Context, b *Batch, cfg *transitions.Config, ch couch.Change, raw transitions.Doc) (Outcome, error) {
 	out, err := p.processHeld(ctx, b, cfg, ch, raw)
 	if err != nil {
 		b.abandon()
@@ -173,7 +180,7 @@ func (p *Processor) processOnce(ctx context.Context, b *Batch, cfg *Config, ch c
 	return out, err
 }
 
-func (p *Processor) processHeld(ctx context.Context, b *Batch, cfg *Config, ch couch.Change, raw Doc) (Outcome, error) {
+func (p *Engine) processHeld(ctx context.Context, b *Batch, cfg *transitions.Config, ch couch.Change, raw transitions.Doc) (Outcome, error) {
 	doc := jsv.CloneMap(raw)
 	rev, _ := doc["_rev"].(string)
 	info, err := p.info(ctx, b, ch.ID)
@@ -204,8 +211,8 @@ func (p *Processor) processHeld(ctx context.Context, b *Batch, cfg *Config, ch c
 	if p.Dups == nil {
 		p.Dups = messages.NewDuplicates()
 	}
-	env := &Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner}
-	c := &Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
+	env := &transitions.Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner}
+	c := &transitions.Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
 	records := jsv.CloneMap(jsv.Map(info["transitions"]))
 	if records == nil {
 		records = map[string]any{}
@@ -213,7 +220,7 @@ func (p *Processor) processHeld(ctx context.Context, b *Batch, cfg *Config, ch c
 	out, err := runTransitions(ctx, env, c, records, stepHooks{
 		seq:      ch.Seq,
 		dbFailed: func() error { return b.dbErr },
-		ran: func(t Transition, took time.Duration, _ bool, err error) {
+		ran: func(t transitions.Transition, took time.Duration, _ bool, err error) {
 			if p.Observer != nil {
 				p.Observer.ObserveTransition(t.Name(), took, err != nil)
 			}
@@ -245,7 +252,7 @@ func (p *Processor) processHeld(ctx context.Context, b *Batch, cfg *Config, ch c
 	// otherwise run once-only transitions again on the replayed change
 	// (duplicate schedules and messages). The pending record says "these
 	// transitions ran on rev R"; resolvePending settles it on the next read.
-	journaled, err := p.writeInfo(ctx, b, ch.ID, info, func(d Doc) {
+	journaled, err := p.writeInfo(ctx, b, ch.ID, info, func(d transitions.Doc) {
 		d[pendingKey] = map[string]any{"rev": rev, "transitions": records}
 	})
 	if err != nil {
@@ -253,7 +260,7 @@ func (p *Processor) processHeld(ctx context.Context, b *Batch, cfg *Config, ch c
 	}
 	if err := b.store.Put(ctx, saved); err != nil && !p.savedAnyway(ctx, saved) {
 		// Not saved: the journal must not be taken for done work.
-		if _, cerr := p.writeInfo(ctx, b, ch.ID, journaled, func(d Doc) { delete(d, pendingKey) }); cerr != nil {
+		if _, cerr := p.writeInfo(ctx, b, ch.ID, journaled, func(d transitions.Doc) { delete(d, pendingKey) }); cerr != nil {
 			p.Log.Warn().Str("doc_id", ch.ID).Err(cerr).Msg("Could not clear the pending record of an unsaved change")
 		}
 		return Outcome{}, err
@@ -276,11 +283,11 @@ type stepHooks struct {
 	dbFailed func() error
 	// skipped is told a transition that did not run: alreadyRan is the
 	// recorded revision that stopped it, else its filter was false.
-	skipped func(t Transition, alreadyRan string)
+	skipped func(t transitions.Transition, alreadyRan string)
 	// run replaces Run when set; handled false means Run is called.
-	run func(ctx context.Context, env *Env, t Transition, c *Change) (handled bool, err error)
+	run func(ctx context.Context, env *transitions.Env, t transitions.Transition, c *transitions.Change) (handled bool, err error)
 	// ran is told each transition run (changed: it changed the doc).
-	ran func(t Transition, took time.Duration, changed bool, err error)
+	ran func(t transitions.Transition, took time.Duration, changed bool, err error)
 }
 
 // runTransitions is the per-transition step of a change, shared by the
@@ -290,7 +297,7 @@ type stepHooks struct {
 // transition says the doc changed anyway); records gains the runs that
 // changed the doc. An error means the change is not done and must be
 // retried: the context ended, a conflict, or a database call failed.
-func runTransitions(ctx context.Context, env *Env, c *Change, records map[string]any, h stepHooks) (Outcome, error) {
+func runTransitions(ctx context.Context, env *transitions.Env, c *transitions.Change, records map[string]any, h stepHooks) (Outcome, error) {
 	var out Outcome
 	for _, t := range env.Config.Transitions {
 		name := t.Name()
@@ -322,7 +329,7 @@ func runTransitions(ctx context.Context, env *Env, c *Change, records map[string
 		if err != nil && ctx.Err() != nil {
 			return Outcome{}, ctx.Err()
 		}
-		if err != nil && IsConflict(err) {
+		if err != nil && transitions.IsConflict(err) {
 			return Outcome{}, err
 		}
 		if h.dbFailed != nil {
@@ -341,12 +348,12 @@ func runTransitions(ctx context.Context, env *Env, c *Change, records map[string
 		}
 		ok := true
 		if err != nil {
-			var ce *ChangedError
+			var ce *transitions.ChangedError
 			if errors.As(err, &ce) {
 				changed, ok = true, false
 			}
-			messages.AddError(c.Doc, name+"_error", "Transition error on "+name+": "+err.Error())
-			env.Log.Warn().Str("doc_id", c.ID).Str("transition", name).Err(err).Msg("Transition failed")
+			messages.AddError(c.Doc, name+"_error", "transitions.Transition error on "+name+": "+err.Error())
+			env.Log.Warn().Str("doc_id", c.ID).Str("transition", name).Err(err).Msg("transitions.Transition failed")
 		}
 		if changed {
 			rec := map[string]any{"last_rev": c.Rev, "ok": ok, "run_date": isoNow(env.Now)}
@@ -362,7 +369,7 @@ func runTransitions(ctx context.Context, env *Env, c *Change, records map[string
 }
 
 // observeMessages reports the tasks the transitions added to the doc.
-func (p *Processor) observeMessages(before, after Doc) {
+func (p *Engine) observeMessages(before, after transitions.Doc) {
 	if p.Observer == nil {
 		return
 	}
@@ -390,16 +397,16 @@ const pendingKey = "sentinel_go_pending"
 // records become the doc's transitions (so once-only transitions do not run
 // twice). A concurrent writer changing the doc inside that crash window is
 // the one case this cannot tell apart from a save.
-func (p *Processor) resolvePending(ctx context.Context, b *Batch, id string, info Doc, rev string) (Doc, error) {
+func (p *Engine) resolvePending(ctx context.Context, b *Batch, id string, info transitions.Doc, rev string) (transitions.Doc, error) {
 	pending := jsv.Map(info[pendingKey])
 	if pending == nil {
 		return info, nil
 	}
 	if pending["rev"] == rev {
-		return p.writeInfo(ctx, b, id, info, func(d Doc) { delete(d, pendingKey) })
+		return p.writeInfo(ctx, b, id, info, func(d transitions.Doc) { delete(d, pendingKey) })
 	}
 	records := jsv.Map(pending["transitions"])
-	return p.writeInfo(ctx, b, id, info, func(d Doc) {
+	return p.writeInfo(ctx, b, id, info, func(d transitions.Doc) {
 		if records != nil {
 			d["transitions"] = records
 		}
@@ -409,7 +416,7 @@ func (p *Processor) resolvePending(ctx context.Context, b *Batch, id string, inf
 
 // writeInfo applies edit to the info doc and saves it; on a 409 it re-reads
 // and re-applies. It returns the saved version.
-func (p *Processor) writeInfo(ctx context.Context, b *Batch, id string, info Doc, edit func(Doc)) (Doc, error) {
+func (p *Engine) writeInfo(ctx context.Context, b *Batch, id string, info transitions.Doc, edit func(transitions.Doc)) (transitions.Doc, error) {
 	p.recent.forget(id)
 	for attempt := 0; attempt < 10; attempt++ {
 		next := jsv.CloneMap(info)
@@ -419,7 +426,7 @@ func (p *Processor) writeInfo(ctx context.Context, b *Batch, id string, info Doc
 			b.infos[id] = next
 			return next, nil
 		}
-		if !IsConflict(err) {
+		if !transitions.IsConflict(err) {
 			return nil, fmt.Errorf("save info doc: %w", err)
 		}
 		cur, gerr := p.readInfo(ctx, id)
@@ -433,67 +440,49 @@ func (p *Processor) writeInfo(ctx context.Context, b *Batch, id string, info Doc
 
 // alreadyRan is the revision rule: info (or legacy doc) records a run of
 // name at the same revision generation as the doc now.
-func alreadyRan(name string, info, doc Doc, rev string) bool {
-	gen := revGeneration(rev)
+func alreadyRan(name string, info, doc transitions.Doc, rev string) bool {
+	gen := couch.RevGeneration(rev)
 	if gen < 0 {
 		return false
 	}
-	for _, holder := range []Doc{info, doc} {
+	for _, holder := range []transitions.Doc{info, doc} {
 		ts := jsv.Map(holder["transitions"])
 		rec := jsv.Map(ts[name])
-		if lr, _ := rec["last_rev"].(string); lr != "" && revGeneration(lr) == gen {
+		if lr, _ := rec["last_rev"].(string); lr != "" && couch.RevGeneration(lr) == gen {
 			return true
 		}
 	}
 	return false
 }
 
-func revGeneration(rev string) int {
-	n, _, ok := strings.Cut(rev, "-")
-	if !ok {
-		return -1
-	}
-	g, err := strconv.Atoi(n)
-	if err != nil {
-		return -1
-	}
-	return g
-}
-
-func safeFilter(env *Env, t Transition, c *Change) (ok bool) {
+func safeFilter(env *transitions.Env, t transitions.Transition, c *transitions.Change) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			env.Log.Error().Str("doc_id", c.ID).Str("transition", t.Name()).Interface("panic", r).Msg("Transition filter panicked; treated as false")
+			env.Log.Error().Str("doc_id", c.ID).Str("transition", t.Name()).Interface("panic", r).Msg("transitions.Transition filter panicked; treated as false")
 			ok = false
 		}
 	}()
 	return t.Filter(env, c)
 }
 
-func safeRun(ctx context.Context, env *Env, t Transition, c *Change) (changed bool, err error) {
+func safeRun(ctx context.Context, env *transitions.Env, t transitions.Transition, c *transitions.Change) (changed bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			env.Log.Error().Str("doc_id", c.ID).Str("transition", t.Name()).Interface("panic", r).Str("stack", string(debug.Stack())).Msg("Transition panicked")
+			env.Log.Error().Str("doc_id", c.ID).Str("transition", t.Name()).Interface("panic", r).Str("stack", string(debug.Stack())).Msg("transitions.Transition panicked")
 			changed, err = false, fmt.Errorf("internal error: %v", r)
 		}
 	}()
 	return t.Run(ctx, env, c)
 }
 
-func isoNow(t time.Time) string { return ISO(t) }
-
-// ISO formats t as the daemon writes dates: UTC with milliseconds.
-func ISO(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+func isoNow(t time.Time) string { return transitions.ISO(t) }
 
 // newInfo is the info doc of a doc seen for the first time.
-func newInfo(id string) Doc {
-	return Doc{"_id": InfoID(id), "type": "info", "doc_id": id,
-		"initial_replication_date": "unknown", "latest_replication_date": "unknown"}
-}
+func newInfo(id string) transitions.Doc { return infodoc.New(id) }
 
 // info returns the doc's info doc: preloaded with the batch, else read, else
 // a new one (saved with the doc's transitions at the end of processing).
-func (p *Processor) info(ctx context.Context, b *Batch, id string) (Doc, error) {
+func (p *Engine) info(ctx context.Context, b *Batch, id string) (transitions.Doc, error) {
 	if info, ok := b.infos[id]; ok {
 		if info == nil {
 			return newInfo(id), nil
@@ -502,7 +491,7 @@ func (p *Processor) info(ctx context.Context, b *Batch, id string) (Doc, error) 
 	}
 	info, err := p.Sentinel.Get(ctx, InfoID(id))
 	if err != nil {
-		if IsNotFound(err) {
+		if transitions.IsNotFound(err) {
 			return newInfo(id), nil
 		}
 		return nil, fmt.Errorf("read info doc: %w", err)
@@ -511,7 +500,7 @@ func (p *Processor) info(ctx context.Context, b *Batch, id string) (Doc, error) 
 }
 
 // withTransitions is info with its transitions set and CHT API's marker dropped.
-func withTransitions(info Doc, records map[string]any) Doc {
+func withTransitions(info transitions.Doc, records map[string]any) transitions.Doc {
 	out := jsv.CloneMap(info)
 	out["transitions"] = records
 	delete(out, "transitions_started")
@@ -521,8 +510,8 @@ func withTransitions(info Doc, records map[string]any) Doc {
 // saveInfo writes the info doc's transitions starting from the version read
 // (info); on a 409 (another writer, e.g. muting_history) it re-reads and
 // re-applies, keeping every other field.
-func (p *Processor) saveInfo(ctx context.Context, b *Batch, id string, info Doc, records map[string]any) error {
-	_, err := p.writeInfo(ctx, b, id, info, func(d Doc) {
+func (p *Engine) saveInfo(ctx context.Context, b *Batch, id string, info transitions.Doc, records map[string]any) error {
+	_, err := p.writeInfo(ctx, b, id, info, func(d transitions.Doc) {
 		d["transitions"] = records
 		delete(d, "transitions_started")
 		delete(d, pendingKey)
@@ -533,7 +522,7 @@ func (p *Processor) saveInfo(ctx context.Context, b *Batch, id string, info Doc,
 // waitForAPI handles CHT API's `transitions_started` marker: a stale marker
 // (≥ 2 minutes) is removed; a fresh one is re-read up to 5 times 100 ms
 // apart. It returns nil when the change must be skipped.
-func (p *Processor) waitForAPI(ctx context.Context, id string, info Doc) (Doc, error) {
+func (p *Engine) waitForAPI(ctx context.Context, id string, info transitions.Doc) (transitions.Doc, error) {
 	for i := 0; ; i++ {
 		started, ok := info["transitions_started"]
 		if !ok {
@@ -542,7 +531,7 @@ func (p *Processor) waitForAPI(ctx context.Context, id string, info Doc) (Doc, e
 		if ts, ok := parseTime(started); !ok || time.Since(ts) >= 2*time.Minute {
 			delete(info, "transitions_started")
 			if err := p.Sentinel.Put(ctx, info); err != nil {
-				if IsConflict(err) {
+				if transitions.IsConflict(err) {
 					if info, err = p.readInfo(ctx, id); err != nil {
 						return nil, err
 					}
@@ -568,9 +557,9 @@ func (p *Processor) waitForAPI(ctx context.Context, id string, info Doc) (Doc, e
 }
 
 // readInfo reads an info doc from the server (a new one when missing).
-func (p *Processor) readInfo(ctx context.Context, id string) (Doc, error) {
+func (p *Engine) readInfo(ctx context.Context, id string) (transitions.Doc, error) {
 	info, err := p.Sentinel.Get(ctx, InfoID(id))
-	if IsNotFound(err) {
+	if transitions.IsNotFound(err) {
 		return newInfo(id), nil
 	}
 	return info, err

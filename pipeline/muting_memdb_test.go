@@ -1,8 +1,9 @@
-package transitions
+package pipeline
 
 import (
 	"context"
 	"fmt"
+	"sentinel-go/transitions"
 	"testing"
 	"time"
 
@@ -19,8 +20,8 @@ import (
 type mutingWorld struct {
 	t              *testing.T
 	main, sentinel *memStore
-	proc           *Processor
-	cfg            *Config
+	proc           *Engine
+	cfg            *transitions.Config
 	now            time.Time
 	done           int // index into main.changes already processed
 }
@@ -30,11 +31,11 @@ var mutingT0 = time.Date(2024, 5, 10, 9, 0, 0, 0, time.UTC)
 func newMutingWorld(t *testing.T, settings map[string]any, docs ...Doc) *mutingWorld {
 	t.Helper()
 	w := &mutingWorld{t: t, main: newMemStore(), sentinel: newMemStore(), now: mutingT0}
-	w.cfg = Load(settings, config.Translations{"en": {}})
+	w.cfg = transitions.Load(settings, config.Translations{"en": {}})
 	if !w.cfg.Valid() {
 		t.Fatalf("settings invalid: %s", w.cfg.ErrorSummary())
 	}
-	w.proc = &Processor{Main: w.main, Sentinel: w.sentinel, Log: zerolog.Nop(), Location: time.UTC,
+	w.proc = &Engine{Main: w.main, Sentinel: w.sentinel, Log: zerolog.Nop(), Location: time.UTC,
 		Clock: func() time.Time { return w.now }, JS: jsexpr.NewSandbox(jsexpr.Options{})}
 	w.save(docs...)
 	return w
@@ -86,7 +87,7 @@ func (w *mutingWorld) superseded(ch memChange) bool {
 	return false
 }
 
-func (w *mutingWorld) doc(id string) Doc {
+func (w *mutingWorld) doc(id string) transitions.Doc {
 	w.t.Helper()
 	d, ok := w.main.docs[id]
 	if !ok {
@@ -95,7 +96,7 @@ func (w *mutingWorld) doc(id string) Doc {
 	return d
 }
 
-func (w *mutingWorld) info(id string) Doc { return w.sentinel.docs[InfoID(id)] }
+func (w *mutingWorld) info(id string) transitions.Doc { return w.sentinel.docs[transitions.InfoID(id)] }
 
 // history returns "muted/report_id" per muting_history entry of id's info doc.
 func (w *mutingWorld) history(id string) []string {
@@ -109,12 +110,12 @@ func (w *mutingWorld) history(id string) []string {
 
 // mutingHierarchy is district → hc → clinic → person (+ person3), and
 // clinic2 → person2 under the same health center.
-func mutingHierarchy() []Doc {
+func mutingHierarchy() []transitions.Doc {
 	dh := map[string]any{"_id": "dh"}
 	hc := map[string]any{"_id": "hc", "parent": dh}
 	clinic := map[string]any{"_id": "clinic", "parent": hc}
 	clinic2 := map[string]any{"_id": "clinic2", "parent": hc}
-	return []Doc{
+	return []transitions.Doc{
 		{"_id": "dh", "type": "district_hospital", "name": "D"},
 		{"_id": "hc", "type": "health_center", "name": "HC", "parent": dh},
 		{"_id": "clinic", "type": "clinic", "name": "C", "place_id": "the_clinic", "parent": hc,
@@ -146,13 +147,13 @@ func mutingSettings(extra map[string]any) map[string]any {
 }
 
 // mutingReport is an xform mute/unmute report about subject.
-func mutingReport(id, form, key, subject string) Doc {
-	return Doc{"_id": id, "type": "data_record", "form": form, "content_type": "xml", "from": "+444999",
+func mutingReport(id, form, key, subject string) transitions.Doc {
+	return transitions.Doc{"_id": id, "type": "data_record", "form": form, "content_type": "xml", "from": "+444999",
 		"reported_date": float64(mutingT0.UnixMilli()), "fields": map[string]any{key: subject}}
 }
 
 // mutingTaskTexts lists the texts of a doc's tasks.
-func mutingTaskTexts(d Doc) []string {
+func mutingTaskTexts(d transitions.Doc) []string {
 	var out []string
 	for _, t := range jsv.Slice(d["tasks"]) {
 		for _, m := range jsv.Slice(jsv.Map(t)["messages"]) {

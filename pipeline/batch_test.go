@@ -1,7 +1,8 @@
-package transitions
+package pipeline
 
 import (
 	"context"
+	"sentinel-go/transitions"
 	"testing"
 	"time"
 
@@ -18,8 +19,8 @@ import (
 type groupWorld struct {
 	env  *couchtest.Env
 	main *couch.IndexedDB
-	p    *Processor
-	cfg  *Config
+	p    *Engine
+	cfg  *transitions.Config
 }
 
 func newGroupWorld(t *testing.T, settings map[string]any, docs ...map[string]any) *groupWorld {
@@ -34,12 +35,12 @@ func newGroupWorld(t *testing.T, settings map[string]any, docs ...map[string]any
 	if err := main.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Load(settings, config.Translations{})
+	cfg := transitions.Load(settings, config.Translations{})
 	if !cfg.Valid() {
 		t.Fatalf("config: %v", cfg.Problems)
 	}
 	return &groupWorld{env: env, main: main, cfg: cfg,
-		p: &Processor{Main: main, Sentinel: env.Client.Sentinel, Log: zerolog.Nop(), JS: jsexpr.NewSandbox(jsexpr.Options{})}}
+		p: &Engine{Main: main, Sentinel: env.Client.Sentinel, Log: zerolog.Nop(), JS: jsexpr.NewSandbox(jsexpr.Options{})}}
 }
 
 // meanwhileDB runs meanwhile (another writer) once, just before the first
@@ -88,7 +89,7 @@ func (w *groupWorld) batch(t *testing.T, meanwhile func()) []string {
 	seen := map[string]bool{}
 	var redone []string
 	res, err := w.p.RunBatch(context.Background(), changes, BatchControl{
-		Config: func() *Config { return w.cfg },
+		Config: func() *transitions.Config { return w.cfg },
 		Done: func(ch couch.Change, out Outcome) {
 			if seen[ch.ID] && !out.Ignored {
 				redone = append(redone, ch.ID)
@@ -195,7 +196,7 @@ func TestGroupCommitReusesPersonLeftByACrash(t *testing.T) {
 	settings["registrations"] = []any{map[string]any{"form": "P", "events": []any{map[string]any{"name": "on_create", "trigger": "add_patient"}}}}
 	w := newGroupWorld(t, settings, append(submitter(), report("r1", "P", map[string]any{"patient_name": "Jane"}))...)
 	rev := w.env.Get(t, w.env.MainDB, "r1")["_rev"].(string)
-	w.env.Save(t, w.env.MainDB, map[string]any{"_id": createdContactID("r1", rev, "patient"),
+	w.env.Save(t, w.env.MainDB, map[string]any{"_id": transitions.CreatedContactID("r1", rev, "patient"),
 		"type": "person", "name": "Jane", "patient_id": "77777", "source_id": "r1", "parent": map[string]any{"_id": "clinic"}})
 	w.batch(t, nil)
 	if got := w.env.Get(t, w.env.MainDB, "r1")["patient_id"]; got != "77777" {
@@ -240,7 +241,7 @@ func TestGroupCommitRefusedBulkGoesOneByOne(t *testing.T) {
 	var failed []string
 	runs := map[string]int{}
 	_, err := w.p.RunBatch(context.Background(), changes, BatchControl{
-		Config: func() *Config { return w.cfg },
+		Config: func() *transitions.Config { return w.cfg },
 		Done:   func(ch couch.Change, _ Outcome) { runs[ch.ID]++ },
 		Failed: func(_ context.Context, ch couch.Change, _ int, _ error) bool {
 			failed = append(failed, ch.ID)
@@ -268,7 +269,7 @@ func TestGroupCommitRefusedBulkGoesOneByOne(t *testing.T) {
 
 func TestRecentWrites(t *testing.T) {
 	r := recentWrites{}
-	r.put("a", "2-x", Doc{"_id": "a-info", "transitions": map[string]any{}})
+	r.put("a", "2-x", transitions.Doc{"_id": "a-info", "transitions": map[string]any{}})
 	r.put("p", "1-y", nil)
 	if _, ok := r.take("a", "3-z"); ok {
 		t.Error("an entry for another revision was used")
@@ -310,7 +311,7 @@ func TestBatchSeesDocsDeletedByEarlierChanges(t *testing.T) {
 	changes := w.feed(t)
 	skipped := map[string]string{}
 	res, err := w.p.RunBatch(ctx, changes, BatchControl{
-		Config: func() *Config { return w.cfg },
+		Config: func() *transitions.Config { return w.cfg },
 		Done:   func(ch couch.Change, out Outcome) { skipped[ch.ID] = out.Skipped },
 	})
 	if err != nil {
@@ -323,7 +324,7 @@ func TestBatchSeesDocsDeletedByEarlierChanges(t *testing.T) {
 	for _, id := range []string{"m1", "m2", "m3"} {
 		if _, err := w.env.Client.Main.Get(ctx, id); err == nil {
 			alive++
-		} else if !IsNotFound(err) {
+		} else if !transitions.IsNotFound(err) {
 			t.Fatal(err)
 		}
 	}
@@ -375,7 +376,7 @@ func TestSwallowedDatabaseFailureRetriesTheChange(t *testing.T) {
 	if _, err := w.p.Process(ctx, w.cfg, ch); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if _, err := w.env.Client.Main.Get(ctx, "m1"); !IsNotFound(err) {
+	if _, err := w.env.Client.Main.Get(ctx, "m1"); !transitions.IsNotFound(err) {
 		t.Errorf("m1 not deleted after the retry: %v", err)
 	}
 }

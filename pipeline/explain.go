@@ -1,9 +1,11 @@
-package transitions
+package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sentinel-go/transitions"
 	"sort"
 	"time"
 
@@ -16,32 +18,6 @@ import (
 	"sentinel-go/messages"
 	"sentinel-go/outbound"
 )
-
-// TraceEvent is one `bool_expr` evaluation, reported to Env.Trace.
-type TraceEvent struct {
-	// Path is the expression's config path (its compile name).
-	Path string
-	// Expr is the expression's source text.
-	Expr string
-	// Value is its truthiness (false when Err is set).
-	Value bool
-	// Err is the evaluation error, if any.
-	Err error
-}
-
-// FilterExplainer is implemented by transitions that can say why their
-// filter did not match a change. WhyNot is only called after Filter returned
-// false; it must not write anything.
-type FilterExplainer interface {
-	WhyNot(env *Env, c *Change) string
-}
-
-// DryRunner is implemented by transitions whose Run has effects outside the
-// databases (HTTP pushes): Explain calls DryRun instead of Run, which says
-// what Run would do and changes nothing.
-type DryRunner interface {
-	DryRun(ctx context.Context, env *Env, c *Change) (would []string, err error)
-}
 
 // genericReasons say what the filters of the transitions without a WhyNot
 // check, for `sentinel explain`.
@@ -60,10 +36,10 @@ var genericReasons = map[string]string{
 // ExplainOptions say what to explain and with what.
 type ExplainOptions struct {
 	// Config is the loaded config, as the daemon would use it.
-	Config *Config
+	Config *transitions.Config
 	// Main and Sentinel are only read: every write goes to an in-memory overlay.
-	Main     Store
-	Sentinel InfoStore
+	Main     transitions.Store
+	Sentinel transitions.InfoStore
 	// DocID is the doc to explain.
 	DocID string
 	// Location is the zone of date arithmetic (nil: time.Local).
@@ -176,7 +152,7 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 			now = time.Now()
 		}
 	}
-	ex := &Explanation{DocID: o.DocID, Now: ISO(now), Diff: []DiffEntry{}, Messages: []QueuedMessage{}, Writes: []DocWrite{}}
+	ex := &Explanation{DocID: o.DocID, Now: transitions.ISO(now), Diff: []DiffEntry{}, Messages: []QueuedMessage{}, Writes: []DocWrite{}}
 	main := newDryStore(o.Main)
 	sentinel := newDryInfoStore(o.Sentinel)
 	raw, err := o.Main.Get(ctx, o.DocID)
@@ -191,7 +167,7 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 	}
 	info, err := sentinel.Get(ctx, InfoID(o.DocID))
 	switch {
-	case IsNotFound(err):
+	case transitions.IsNotFound(err):
 		info = newInfo(o.DocID)
 	case err != nil:
 		return nil, fmt.Errorf("read info doc: %w", err)
@@ -220,9 +196,9 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 		js = jsexpr.NewSandbox(jsexpr.Options{})
 	}
 	var exprs *[]ExprOutcome
-	env := &Env{Config: cfg, Store: main, Sentinel: sentinel, JS: js, Hydrator: h, Log: o.Log,
+	env := &transitions.Env{Config: cfg, Store: main, Sentinel: sentinel, JS: js, Hydrator: h, Log: o.Log,
 		Now: now, Location: loc, Dups: messages.NewDuplicates(), Secrets: o.Secrets,
-		Trace: func(ev TraceEvent) {
+		Trace: func(ev transitions.TraceEvent) {
 			if exprs == nil {
 				return
 			}
@@ -232,7 +208,7 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 			}
 			*exprs = append(*exprs, e)
 		}}
-	c := &Change{ID: o.DocID, Rev: rev, Doc: doc, Info: info}
+	c := &transitions.Change{ID: o.DocID, Rev: rev, Doc: doc, Info: info}
 	records := jsv.CloneMap(jsv.Map(info["transitions"]))
 	if records == nil {
 		records = map[string]any{}
@@ -245,7 +221,7 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 	}
 	_, err = runTransitions(ctx, env, c, records, stepHooks{
 		noSeq: true,
-		skipped: func(t Transition, ranAt string) {
+		skipped: func(t transitions.Transition, ranAt string) {
 			out := outcomes[t.Name()]
 			if ranAt != "" {
 				out.AlreadyRan = ranAt
@@ -255,12 +231,12 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 			out.Filter = &matched
 			out.WhyNot = whyNot(env, t, c)
 		},
-		run: func(ctx context.Context, env *Env, t Transition, c *Change) (bool, error) {
+		run: func(ctx context.Context, env *transitions.Env, t transitions.Transition, c *transitions.Change) (bool, error) {
 			out := outcomes[t.Name()]
 			matched := true
 			out.Filter = &matched
 			exprs = &out.Exprs
-			dr, ok := t.(DryRunner)
+			dr, ok := t.(transitions.DryRunner)
 			if !ok {
 				return false, nil
 			}
@@ -268,13 +244,13 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 			out.Would, err = dr.DryRun(ctx, env, c)
 			return true, err
 		},
-		ran: func(t Transition, _ time.Duration, changed bool, err error) {
+		ran: func(t transitions.Transition, _ time.Duration, changed bool, err error) {
 			exprs = nil
 			out := outcomes[t.Name()]
 			if err != nil {
 				out.Error = err.Error()
 			}
-			var ce *ChangedError
+			var ce *transitions.ChangedError
 			out.Changed = changed || errors.As(err, &ce)
 		},
 	})
@@ -282,7 +258,7 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 		// The daemon would retry the change: there is nothing to explain.
 		return nil, err
 	}
-	for _, name := range Names() {
+	for _, name := range transitions.Names() {
 		if out, on := outcomes[name]; on {
 			ex.Changed = ex.Changed || out.Changed
 			ex.Transitions = append(ex.Transitions, *out)
@@ -290,7 +266,7 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 			ex.Transitions = append(ex.Transitions, TransitionOutcome{Name: name})
 		}
 	}
-	var saved Doc
+	var saved transitions.Doc
 	if ex.Changed {
 		saved = lineage.Minify(doc)
 		saved["_rev"] = rev
@@ -312,8 +288,8 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 }
 
 // ranAt is the recorded revision that makes alreadyRan true.
-func ranAt(name string, info, doc Doc) string {
-	for _, holder := range []Doc{info, doc} {
+func ranAt(name string, info, doc transitions.Doc) string {
+	for _, holder := range []transitions.Doc{info, doc} {
 		if lr, _ := jsv.Map(jsv.Map(holder["transitions"])[name])["last_rev"].(string); lr != "" {
 			return lr
 		}
@@ -322,13 +298,13 @@ func ranAt(name string, info, doc Doc) string {
 }
 
 // whyNot says why t's filter did not match c.
-func whyNot(env *Env, t Transition, c *Change) (reason string) {
+func whyNot(env *transitions.Env, t transitions.Transition, c *transitions.Change) (reason string) {
 	defer func() {
 		if r := recover(); r != nil {
 			reason = fmt.Sprintf("its filter did not match (explaining why failed: %v)", r)
 		}
 	}()
-	if fe, ok := t.(FilterExplainer); ok {
+	if fe, ok := t.(transitions.FilterExplainer); ok {
 		if r := fe.WhyNot(env, c); r != "" {
 			return r
 		}
@@ -339,35 +315,9 @@ func whyNot(env *Env, t Transition, c *Change) (reason string) {
 	return "its filter did not match"
 }
 
-// whyNotReport is the common start of report filters: a data_record with a
-// form, not already run. It returns "" when those hold.
-func whyNotReport(c *Change, name string) string {
-	switch {
-	case c.Doc["type"] != "data_record":
-		return fmt.Sprintf("not a report: type is %s, not data_record", jsonText(c.Doc["type"]))
-	case !jsv.Truthy(c.Doc["form"]):
-		return "the report has no form"
-	case c.HasRun(name):
-		return "already ran on this doc (the info doc records it; it runs once per doc)"
-	}
-	return ""
-}
-
-// whyNotSubmission says why IsValidSubmission is false ("" when true).
-func whyNotSubmission(env *Env, doc Doc) string {
-	if IsValidSubmission(env, doc) {
-		return ""
-	}
-	form, _ := doc["form"].(string)
-	if !env.Settings().HasForm(form) {
-		return fmt.Sprintf("not a valid submission: form %q is not in settings.forms and the report is not an xform (content_type xml)", form)
-	}
-	return fmt.Sprintf("not a valid submission: form %q is not public and the sender is unknown (no contact.phone or contact.parent.contact.phone)", form)
-}
-
 // newMessages lists the tasks and scheduled_tasks of after that before did
 // not have (transitions only append).
-func newMessages(id string, before, after Doc) []QueuedMessage {
+func newMessages(id string, before, after transitions.Doc) []QueuedMessage {
 	var out []QueuedMessage
 	for _, kind := range []string{"tasks", "scheduled_tasks"} {
 		old := len(jsv.Slice(before[kind]))
@@ -415,43 +365,43 @@ func stringOf(v any) string {
 // what was written; writes stay in memory. Views are answered by the real db
 // only (they do not see the overlay).
 type dryStore struct {
-	Store
+	transitions.Store
 	dryWrites
 	n int
 }
 
 // dryWrites are the docs a dry run would write, in first-write order.
 type dryWrites struct {
-	docs   map[string]Doc // id → doc as it would be saved
-	before map[string]Doc // id → doc before the first write; nil: created
+	docs   map[string]transitions.Doc // id → doc as it would be saved
+	before map[string]transitions.Doc // id → doc before the first write; nil: created
 	order  []string
 }
 
 func newDryWrites() dryWrites {
-	return dryWrites{docs: map[string]Doc{}, before: map[string]Doc{}}
+	return dryWrites{docs: map[string]transitions.Doc{}, before: map[string]transitions.Doc{}}
 }
 
 // record keeps doc as saved, with a made-up next revision (set on doc too,
 // as the real store does).
-func (s *dryWrites) record(id string, cur, doc Doc) {
+func (s *dryWrites) record(id string, cur, doc transitions.Doc) {
 	if _, seen := s.before[id]; !seen {
 		s.before[id] = cur
 		s.order = append(s.order, id)
 	}
 	gen := 0
 	if cur != nil {
-		gen = revGeneration(stringOf(cur["_rev"]))
+		gen = couch.RevGeneration(stringOf(cur["_rev"]))
 	}
 	doc["_rev"] = fmt.Sprintf("%d-dry-run", gen+1)
 	s.docs[id] = jsv.CloneMap(doc)
 }
 
-func newDryStore(s Store) *dryStore {
+func newDryStore(s transitions.Store) *dryStore {
 	return &dryStore{Store: s, dryWrites: newDryWrites()}
 }
 
 // Get reads the overlay first, then the db.
-func (s *dryStore) Get(ctx context.Context, id string) (Doc, error) {
+func (s *dryStore) Get(ctx context.Context, id string) (transitions.Doc, error) {
 	if d, ok := s.docs[id]; ok {
 		return jsv.CloneMap(d), nil
 	}
@@ -459,9 +409,9 @@ func (s *dryStore) Get(ctx context.Context, id string) (Doc, error) {
 }
 
 // GetMany reads the overlay first, then the db.
-func (s *dryStore) GetMany(ctx context.Context, ids []string) (map[string]Doc, error) {
+func (s *dryStore) GetMany(ctx context.Context, ids []string) (map[string]transitions.Doc, error) {
 	var need []string
-	out := map[string]Doc{}
+	out := map[string]transitions.Doc{}
 	for _, id := range ids {
 		if d, ok := s.docs[id]; ok {
 			out[id] = jsv.CloneMap(d)
@@ -483,16 +433,16 @@ func (s *dryStore) GetMany(ctx context.Context, ids []string) (map[string]Doc, e
 }
 
 // current is the doc as the overlay or the db has it (nil: none).
-func (s *dryStore) current(ctx context.Context, id string) (Doc, error) {
+func (s *dryStore) current(ctx context.Context, id string) (transitions.Doc, error) {
 	d, err := s.Get(ctx, id)
-	if IsNotFound(err) {
+	if transitions.IsNotFound(err) {
 		return nil, nil
 	}
 	return d, err
 }
 
 // Put checks the revision as CouchDB would and records the doc.
-func (s *dryStore) Put(ctx context.Context, doc Doc) error {
+func (s *dryStore) Put(ctx context.Context, doc transitions.Doc) error {
 	id, _ := doc["_id"].(string)
 	if id == "" {
 		return errors.New("put: document has no _id")
@@ -509,7 +459,7 @@ func (s *dryStore) Put(ctx context.Context, doc Doc) error {
 }
 
 // Create records a new doc, with a made-up id when it has none.
-func (s *dryStore) Create(ctx context.Context, doc Doc) (string, error) {
+func (s *dryStore) Create(ctx context.Context, doc transitions.Doc) (string, error) {
 	id, _ := doc["_id"].(string)
 	if id == "" {
 		s.n++
@@ -537,7 +487,7 @@ func (s *dryStore) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.Bulk
 		} else {
 			_, err = s.Create(ctx, d)
 		}
-		if err != nil && !IsConflict(err) {
+		if err != nil && !transitions.IsConflict(err) {
 			return nil, err
 		}
 		out[i] = couch.BulkResult{ID: jsv.String(d["_id"]), Rev: stringOf(d["_rev"]), Err: err}
@@ -554,11 +504,11 @@ func (s *dryStore) writes(db string) []DocWrite {
 	return out
 }
 
-func describeWrite(db, id string, before, after Doc) DocWrite {
+func describeWrite(db, id string, before, after transitions.Doc) DocWrite {
 	w := DocWrite{DB: db, ID: id, Type: stringOf(after["type"]), Action: "update"}
 	if before == nil {
 		w.Action = "create"
-		before = Doc{}
+		before = transitions.Doc{}
 	}
 	b, a := jsv.CloneMap(before), jsv.CloneMap(after)
 	delete(b, "_rev")
@@ -572,16 +522,16 @@ func describeWrite(db, id string, before, after Doc) DocWrite {
 
 // dryInfoStore is the sentinel db for Explain, like dryStore.
 type dryInfoStore struct {
-	InfoStore
+	transitions.InfoStore
 	dryWrites
 }
 
-func newDryInfoStore(s InfoStore) *dryInfoStore {
+func newDryInfoStore(s transitions.InfoStore) *dryInfoStore {
 	return &dryInfoStore{InfoStore: s, dryWrites: newDryWrites()}
 }
 
 // Get reads the overlay first, then the db.
-func (s *dryInfoStore) Get(ctx context.Context, id string) (Doc, error) {
+func (s *dryInfoStore) Get(ctx context.Context, id string) (transitions.Doc, error) {
 	if d, ok := s.docs[id]; ok {
 		return jsv.CloneMap(d), nil
 	}
@@ -589,13 +539,13 @@ func (s *dryInfoStore) Get(ctx context.Context, id string) (Doc, error) {
 }
 
 // Put checks the revision as CouchDB would and records the doc.
-func (s *dryInfoStore) Put(ctx context.Context, doc Doc) error {
+func (s *dryInfoStore) Put(ctx context.Context, doc transitions.Doc) error {
 	id, _ := doc["_id"].(string)
 	if id == "" {
 		return errors.New("put: document has no _id")
 	}
 	cur, err := s.Get(ctx, id)
-	if IsNotFound(err) {
+	if transitions.IsNotFound(err) {
 		cur, err = nil, nil
 	}
 	if err != nil {
@@ -610,13 +560,13 @@ func (s *dryInfoStore) Put(ctx context.Context, doc Doc) error {
 
 // recordTransitions is the pipeline's final info doc write: the records set
 // on the latest version (a transition may have written the info doc too).
-func (s *dryInfoStore) recordTransitions(info Doc, records map[string]any) {
+func (s *dryInfoStore) recordTransitions(info transitions.Doc, records map[string]any) {
 	id := jsv.String(info["_id"])
 	cur, ok := s.docs[id]
 	if !ok {
 		cur = nil
 		if _, has := info["_rev"]; has {
-			cur = Doc{"_rev": info["_rev"]}
+			cur = transitions.Doc{"_rev": info["_rev"]}
 		}
 	}
 	base := info
@@ -657,7 +607,7 @@ type DiffEntry struct {
 // DiffDocs lists the differences from before to after, sorted by path
 // (array indexes in numeric order). A key or element that appears or
 // disappears is one entry holding its whole value.
-func DiffDocs(before, after Doc) []DiffEntry {
+func DiffDocs(before, after transitions.Doc) []DiffEntry {
 	out := []DiffEntry{}
 	diffValue("", before, after, &out)
 	sort.SliceStable(out, func(i, j int) bool { return pathLess(out[i].Path, out[j].Path) })
@@ -704,7 +654,19 @@ func diffValue(path string, a, b any, out *[]DiffEntry) {
 	}
 }
 
-func jsonEqual(a, b any) bool { return jsonText(a) == jsonText(b) }
+func jsonEqual(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+// joinPath is the JSON path of key under path.
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
 
 // pathLess orders paths segment by segment, array indexes numerically.
 func pathLess(a, b string) bool {

@@ -1,4 +1,4 @@
-package transitions
+package pipeline
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sentinel-go/transitions"
 	"time"
 
 	"sentinel-go/couch"
@@ -13,7 +14,7 @@ import (
 	"sentinel-go/lineage"
 )
 
-func jsvClone(d Doc) Doc { return jsv.CloneMap(d) }
+func jsvClone(d transitions.Doc) transitions.Doc { return jsv.CloneMap(d) }
 
 // Batch is the state shared by the changes of one feed batch: their info
 // docs read in one request, a hydration cache that the batch's own writes
@@ -34,18 +35,18 @@ func jsvClone(d Doc) Doc { return jsv.CloneMap(d) }
 // handed back by Redo, to be processed again one at a time; a change replayed
 // after a crash (its journal found) is processed one at a time from the start.
 type Batch struct {
-	p        *Processor
-	infos    map[string]Doc // doc id → info doc as last read or written; nil: none exists
-	pending  []Doc          // info docs to write at Flush
+	p        *Engine
+	infos    map[string]transitions.Doc // doc id → info doc as last read or written; nil: none exists
+	pending  []transitions.Doc          // info docs to write at Flush
 	hydrator *lineage.Hydrator
 	store    *batchStore
 	sentinel *batchInfoStore
 
-	group   bool           // writes may be held back
-	cur     *current       // the change being processed
-	overlay map[string]Doc // id → held-back version (what reads see)
-	held    []*heldChange  // changes whose save is held back, in order
-	redo    []couch.Change // changes to process again, one at a time
+	group   bool                       // writes may be held back
+	cur     *current                   // the change being processed
+	overlay map[string]transitions.Doc // id → held-back version (what reads see)
+	held    []*heldChange              // changes whose save is held back, in order
+	redo    []couch.Change             // changes to process again, one at a time
 	// written holds the ids of main-db docs the batch wrote, deleted or
 	// holds back: the feed's body of such a doc is stale when its own
 	// change comes, which must then read the doc as it is now.
@@ -61,19 +62,19 @@ type Batch struct {
 // current is what the batch knows of the change in hand.
 type current struct {
 	id       string
-	oneByOne bool  // write through (replayed change, or a commit happened mid-change)
-	creates  []Doc // created docs held back
+	oneByOne bool              // write through (replayed change, or a commit happened mid-change)
+	creates  []transitions.Doc // created docs held back
 }
 
 // heldChange is a changed doc whose writes are held back.
 type heldChange struct {
 	change   couch.Change
-	info     Doc            // info doc as read (before the journal)
-	records  map[string]any // transitions records to write
-	rev      string         // revision processed
-	doc      Doc            // minified doc to save (with _rev = rev)
-	raw      Doc            // doc as read, for the observer's message count
-	creates  []Doc
+	info     transitions.Doc // info doc as read (before the journal)
+	records  map[string]any  // transitions records to write
+	rev      string          // revision processed
+	doc      transitions.Doc // minified doc to save (with _rev = rev)
+	raw      transitions.Doc // doc as read, for the observer's message count
+	creates  []transitions.Doc
 	state    heldState
 	savedRev string // revision of the doc's save
 }
@@ -94,13 +95,13 @@ const (
 // is Observe'd, before it is written: the batch can then hold writes back.
 type DeferringStore interface {
 	Indexed() bool
-	Observe(doc Doc)
+	Observe(doc transitions.Doc)
 }
 
 // infoGetter and infoBulk are the sentinel-db calls that make batches cheap;
 // stores without them (test fakes) are read and written one doc at a time.
 type infoGetter interface {
-	GetMany(ctx context.Context, ids []string) (map[string]Doc, error)
+	GetMany(ctx context.Context, ids []string) (map[string]transitions.Doc, error)
 }
 
 type infoBulk interface {
@@ -110,11 +111,11 @@ type infoBulk interface {
 // NewBatch prepares a batch: the info docs of its changes are read in one
 // request (when the store can), and the docs read with the feed seed the
 // hydration cache. A failed preload only costs reads later.
-func (p *Processor) NewBatch(ctx context.Context, changes []couch.Change) *Batch {
+func (p *Engine) NewBatch(ctx context.Context, changes []couch.Change) *Batch {
 	if p.recent == nil {
 		p.recent = recentWrites{}
 	}
-	b := &Batch{p: p, infos: map[string]Doc{}, overlay: map[string]Doc{}, written: map[string]bool{}}
+	b := &Batch{p: p, infos: map[string]transitions.Doc{}, overlay: map[string]transitions.Doc{}, written: map[string]bool{}}
 	b.store = &batchStore{main: p.Main, b: b}
 	b.sentinel = &batchInfoStore{sentinel: p.Sentinel, b: b}
 	b.hydrator = lineage.New(b.store)
@@ -158,13 +159,13 @@ type recentWrites map[string]recentWrite
 
 type recentWrite struct {
 	rev  string
-	info Doc
+	info transitions.Doc
 }
 
 // recentMax bounds the entries kept for changes that never came back.
 const recentMax = 20000
 
-func (r recentWrites) put(id, rev string, info Doc) {
+func (r recentWrites) put(id, rev string, info transitions.Doc) {
 	if r == nil || rev == "" {
 		return
 	}
@@ -175,7 +176,7 @@ func (r recentWrites) put(id, rev string, info Doc) {
 }
 
 // take returns (and forgets) the info doc written with revision rev of id.
-func (r recentWrites) take(id, rev string) (Doc, bool) {
+func (r recentWrites) take(id, rev string) (transitions.Doc, bool) {
 	w, ok := r[id]
 	if !ok {
 		return nil, false
@@ -234,7 +235,7 @@ func (b *Batch) hold(h *heldChange) {
 	}
 }
 
-func (b *Batch) queueInfo(info Doc) {
+func (b *Batch) queueInfo(info transitions.Doc) {
 	id, _ := info["doc_id"].(string)
 	b.infos[id] = info
 	b.pending = append(b.pending, info)
@@ -262,7 +263,7 @@ func (b *Batch) writeThrough(ctx context.Context) error {
 	b.cur.oneByOne = true
 	for _, d := range creates {
 		delete(b.overlay, jsv.String(d["_id"]))
-		if _, err := b.p.Main.Create(ctx, d); err != nil && !IsConflict(err) {
+		if _, err := b.p.Main.Create(ctx, d); err != nil && !transitions.IsConflict(err) {
 			return fmt.Errorf("create %v: %w", d["_id"], err)
 		}
 	}
@@ -273,7 +274,7 @@ func (b *Batch) writeThrough(ctx context.Context) error {
 // requests when the stores can); a conflicting info doc is re-read and
 // re-applied. The batch may be checkpointed only after Flush succeeds and
 // the changes of Redo are processed.
-func (p *Processor) Flush(ctx context.Context, b *Batch) error {
+func (p *Engine) Flush(ctx context.Context, b *Batch) error {
 	if err := p.commit(ctx, b); err != nil {
 		return err
 	}
@@ -283,7 +284,7 @@ func (p *Processor) Flush(ctx context.Context, b *Batch) error {
 // commit writes the held-back changes: journals, created docs, saved docs,
 // final info docs (each step in one bulk request). It can be called again
 // after a failure: each change carries how far it got.
-func (p *Processor) commit(ctx context.Context, b *Batch) error {
+func (p *Engine) commit(ctx context.Context, b *Batch) error {
 	held := b.held
 	if len(held) == 0 {
 		return nil
@@ -301,7 +302,7 @@ func (p *Processor) commit(ctx context.Context, b *Batch) error {
 		p.Log.Debug().Int("changes", len(held)).Dur("journals", journaled.Sub(started)).Dur("docs", saved.Sub(journaled)).
 			Dur("infos", time.Since(saved)).Msg("Batch committed")
 	}()
-	var finals []Doc
+	var finals []transitions.Doc
 	var finalOf []*heldChange
 	for _, h := range held {
 		if h.state == heldSaved {
@@ -334,8 +335,8 @@ func (p *Processor) commit(ctx context.Context, b *Batch) error {
 }
 
 // commitJournals writes the journal of each held change not yet journaled.
-func (p *Processor) commitJournals(ctx context.Context, b *Batch, held []*heldChange) error {
-	var docs []Doc
+func (p *Engine) commitJournals(ctx context.Context, b *Batch, held []*heldChange) error {
+	var docs []transitions.Doc
 	var of []*heldChange
 	for _, h := range held {
 		if h.state == heldNew {
@@ -362,7 +363,7 @@ func (p *Processor) commitJournals(ctx context.Context, b *Batch, held []*heldCh
 			continue
 		}
 		// Another writer touched the info doc: re-read and re-apply.
-		j, err := p.writeInfo(ctx, b, h.change.ID, h.info, func(d Doc) {
+		j, err := p.writeInfo(ctx, b, h.change.ID, h.info, func(d transitions.Doc) {
 			d[pendingKey] = map[string]any{"rev": h.rev, "transitions": h.records}
 		})
 		if err != nil {
@@ -376,8 +377,8 @@ func (p *Processor) commitJournals(ctx context.Context, b *Batch, held []*heldCh
 
 // commitDocs writes the created docs, then the saved docs of the changes
 // whose creates all succeeded. A failed write hands its change to Redo.
-func (p *Processor) commitDocs(ctx context.Context, b *Batch, held []*heldChange) error {
-	var creates []Doc
+func (p *Engine) commitDocs(ctx context.Context, b *Batch, held []*heldChange) error {
+	var creates []transitions.Doc
 	var createOf []*heldChange
 	for _, h := range held {
 		if h.state == heldJournaled {
@@ -411,7 +412,7 @@ func (p *Processor) commitDocs(ctx context.Context, b *Batch, held []*heldChange
 			// Otherwise (a doc left by a run that crashed before its journal,
 			// or any other failure) the change is processed again one at a
 			// time, which reuses what exists.
-			if IsConflict(res[i].Err) && p.savedAnyway(ctx, creates[i]) {
+			if transitions.IsConflict(res[i].Err) && p.savedAnyway(ctx, creates[i]) {
 				continue
 			}
 			p.Log.Warn().Str("doc_id", h.change.ID).Err(res[i].Err).Msg("Could not create a doc; processing the change again")
@@ -420,7 +421,7 @@ func (p *Processor) commitDocs(ctx context.Context, b *Batch, held []*heldChange
 			}
 		}
 	}
-	var docs []Doc
+	var docs []transitions.Doc
 	var of []*heldChange
 	for _, h := range held {
 		if h.state == heldJournaled {
@@ -468,7 +469,7 @@ func (p *Processor) commitDocs(ctx context.Context, b *Batch, held []*heldChange
 // savedAnyway reports whether the server holds doc's content at a newer
 // revision: a save whose answer was lost (connection cut) or that a retry
 // reported as a 409. Only then is a failed save taken for done.
-func (p *Processor) savedAnyway(ctx context.Context, doc Doc) bool {
+func (p *Engine) savedAnyway(ctx context.Context, doc transitions.Doc) bool {
 	id, _ := doc["_id"].(string)
 	cur, err := p.Main.Get(ctx, id)
 	if err != nil || cur["_rev"] == doc["_rev"] {
@@ -478,9 +479,9 @@ func (p *Processor) savedAnyway(ctx context.Context, doc Doc) bool {
 }
 
 // sameContent compares two docs without their revisions.
-func sameContent(a, b Doc) bool {
-	strip := func(d Doc) ([]byte, error) {
-		c := make(Doc, len(d))
+func sameContent(a, b transitions.Doc) bool {
+	strip := func(d transitions.Doc) ([]byte, error) {
+		c := make(transitions.Doc, len(d))
 		for k, v := range d {
 			if k != "_rev" && k != "_revisions" {
 				c[k] = v
@@ -503,7 +504,7 @@ func refused(err error) bool {
 // oneByOne hands the changes of a refused bulk request to Redo (journals
 // cleared), so that they are processed one at a time: the one bad doc then
 // fails on its own, is logged and passed over, and the others are saved.
-func (p *Processor) oneByOne(ctx context.Context, b *Batch, held []*heldChange, cause error) error {
+func (p *Engine) oneByOne(ctx context.Context, b *Batch, held []*heldChange, cause error) error {
 	p.Log.Warn().Err(cause).Int("changes", len(held)).Msg("A bulk write was refused; processing these changes one at a time")
 	for _, h := range held {
 		switch h.state {
@@ -522,8 +523,8 @@ func (p *Processor) oneByOne(ctx context.Context, b *Batch, held []*heldChange, 
 
 // unjournal clears the journal of a change whose save did not happen and
 // hands the change to Redo.
-func (p *Processor) unjournal(ctx context.Context, b *Batch, h *heldChange) error {
-	if _, err := p.writeInfo(ctx, b, h.change.ID, b.infos[h.change.ID], func(d Doc) { delete(d, pendingKey) }); err != nil {
+func (p *Engine) unjournal(ctx context.Context, b *Batch, h *heldChange) error {
+	if _, err := p.writeInfo(ctx, b, h.change.ID, b.infos[h.change.ID], func(d transitions.Doc) { delete(d, pendingKey) }); err != nil {
 		return err
 	}
 	b.handBack(h)
@@ -542,14 +543,14 @@ func (b *Batch) handBack(h *heldChange) {
 
 // writeInfos writes docs and the queued info docs in one bulk request when
 // the store can; a conflicting one is re-read and its transitions re-applied.
-func (p *Processor) writeInfos(ctx context.Context, b *Batch, docs []Doc) error {
+func (p *Engine) writeInfos(ctx context.Context, b *Batch, docs []transitions.Doc) error {
 	queued := b.pending
 	pending := append(docs, queued...)
 	b.pending = nil
 	if len(pending) == 0 {
 		return nil
 	}
-	var retry []Doc
+	var retry []transitions.Doc
 	if bulk, ok := p.Sentinel.(infoBulk); ok {
 		res, err := bulk.BulkDocs(ctx, pending)
 		if err != nil {
@@ -597,23 +598,23 @@ func (p *Processor) writeInfos(ctx context.Context, b *Batch, docs []Doc) error 
 // Fail closed: it implements each method of Store itself (no embedding), so
 // a method added to Store does not compile until it is decided here.
 type batchStore struct {
-	main Store
+	main transitions.Store
 	b    *Batch
 }
 
-var _ Store = (*batchStore)(nil)
+var _ transitions.Store = (*batchStore)(nil)
 
 // failed records err when it says the database failed: not a missing doc
 // nor a conflict, which are answers the transitions act on.
 func (b *Batch) failed(err error) error {
-	if err != nil && !IsNotFound(err) && !IsConflict(err) && b.dbErr == nil {
+	if err != nil && !transitions.IsNotFound(err) && !transitions.IsConflict(err) && b.dbErr == nil {
 		b.dbErr = err
 	}
 	return err
 }
 
 // Get reads a doc, the held-back version first.
-func (s *batchStore) Get(ctx context.Context, id string) (Doc, error) {
+func (s *batchStore) Get(ctx context.Context, id string) (transitions.Doc, error) {
 	if d, ok := s.b.overlay[id]; ok {
 		return jsv.CloneMap(d), nil
 	}
@@ -622,12 +623,12 @@ func (s *batchStore) Get(ctx context.Context, id string) (Doc, error) {
 }
 
 // GetMany reads docs, the held-back versions first.
-func (s *batchStore) GetMany(ctx context.Context, ids []string) (map[string]Doc, error) {
+func (s *batchStore) GetMany(ctx context.Context, ids []string) (map[string]transitions.Doc, error) {
 	if len(s.b.overlay) == 0 {
 		got, err := s.main.GetMany(ctx, ids)
 		return got, s.b.failed(err)
 	}
-	out := map[string]Doc{}
+	out := map[string]transitions.Doc{}
 	var rest []string
 	for _, id := range ids {
 		if d, ok := s.b.overlay[id]; ok {
@@ -650,17 +651,17 @@ func (s *batchStore) GetMany(ctx context.Context, ids []string) (map[string]Doc,
 
 // The indexed lookups see held-back writes (they were Observe'd).
 
-func (s *batchStore) ContactsByShortcode(ctx context.Context, code string) ([]Doc, error) {
+func (s *batchStore) ContactsByShortcode(ctx context.Context, code string) ([]transitions.Doc, error) {
 	d, err := s.main.ContactsByShortcode(ctx, code)
 	return d, s.b.failed(err)
 }
 
-func (s *batchStore) ContactsByPhone(ctx context.Context, phone string) ([]Doc, error) {
+func (s *batchStore) ContactsByPhone(ctx context.Context, phone string) ([]transitions.Doc, error) {
 	d, err := s.main.ContactsByPhone(ctx, phone)
 	return d, s.b.failed(err)
 }
 
-func (s *batchStore) ContactsByRCCode(ctx context.Context, code string) ([]Doc, error) {
+func (s *batchStore) ContactsByRCCode(ctx context.Context, code string) ([]transitions.Doc, error) {
 	d, err := s.main.ContactsByRCCode(ctx, code)
 	return d, s.b.failed(err)
 }
@@ -670,7 +671,7 @@ func (s *batchStore) UsedShortcodes(ctx context.Context, codes []string) (map[st
 	return d, s.b.failed(err)
 }
 
-func (s *batchStore) Put(ctx context.Context, doc Doc) error {
+func (s *batchStore) Put(ctx context.Context, doc transitions.Doc) error {
 	if err := s.b.writeThrough(ctx); err != nil {
 		return s.b.failed(err)
 	}
@@ -699,7 +700,7 @@ func (s *batchStore) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.Bu
 // Create holds a new doc with its own id back when the change may; it
 // cannot conflict then (ids of created docs derive from the report's id and
 // revision, and a change replayed after a crash writes through).
-func (s *batchStore) Create(ctx context.Context, doc Doc) (string, error) {
+func (s *batchStore) Create(ctx context.Context, doc transitions.Doc) (string, error) {
 	if id, _ := doc["_id"].(string); id != "" && s.b.holding() {
 		s.b.cur.creates = append(s.b.cur.creates, doc)
 		s.b.written[id] = true
@@ -722,7 +723,7 @@ func (s *batchStore) Create(ctx context.Context, doc Doc) (string, error) {
 // The view queries below are not answered by the index: the held-back
 // writes are committed first, so that the view sees them.
 
-func (s *batchStore) ReportsBySubject(ctx context.Context, ids []string) ([]Doc, error) {
+func (s *batchStore) ReportsBySubject(ctx context.Context, ids []string) ([]transitions.Doc, error) {
 	if err := s.b.writeThrough(ctx); err != nil {
 		return nil, s.b.failed(err)
 	}
@@ -746,7 +747,7 @@ func (s *batchStore) DescendantIDs(ctx context.Context, ancestorID string) ([]st
 	return d, s.b.failed(err)
 }
 
-func (s *batchStore) ReportsByDate(ctx context.Context, forms []string, start, end float64) ([]Doc, error) {
+func (s *batchStore) ReportsByDate(ctx context.Context, forms []string, start, end float64) ([]transitions.Doc, error) {
 	if err := s.b.writeThrough(ctx); err != nil {
 		return nil, s.b.failed(err)
 	}
@@ -754,7 +755,7 @@ func (s *batchStore) ReportsByDate(ctx context.Context, forms []string, start, e
 	return d, s.b.failed(err)
 }
 
-func (s *batchStore) ReportsByFormAndParent(ctx context.Context, form, parentID string) ([]Doc, error) {
+func (s *batchStore) ReportsByFormAndParent(ctx context.Context, form, parentID string) ([]transitions.Doc, error) {
 	if err := s.b.writeThrough(ctx); err != nil {
 		return nil, s.b.failed(err)
 	}
@@ -767,18 +768,18 @@ func (s *batchStore) ReportsByFormAndParent(ctx context.Context, form, parentID 
 // replaces the batch's preloaded copy, so a later change of the batch reads
 // it. Like batchStore it implements every method itself and records failures.
 type batchInfoStore struct {
-	sentinel InfoStore
+	sentinel transitions.InfoStore
 	b        *Batch
 }
 
-var _ InfoStore = (*batchInfoStore)(nil)
+var _ transitions.InfoStore = (*batchInfoStore)(nil)
 
-func (s *batchInfoStore) Get(ctx context.Context, id string) (Doc, error) {
+func (s *batchInfoStore) Get(ctx context.Context, id string) (transitions.Doc, error) {
 	d, err := s.sentinel.Get(ctx, id)
 	return d, s.b.failed(err)
 }
 
-func (s *batchInfoStore) Put(ctx context.Context, doc Doc) error {
+func (s *batchInfoStore) Put(ctx context.Context, doc transitions.Doc) error {
 	if err := s.b.writeThrough(ctx); err != nil {
 		return s.b.failed(err)
 	}
@@ -800,7 +801,7 @@ func (s *batchInfoStore) Put(ctx context.Context, doc Doc) error {
 type BatchControl struct {
 	// Config returns the config in force; it is read at each attempt of a
 	// change, so a reload applies to the next attempt.
-	Config func() *Config
+	Config func() *transitions.Config
 	// Failed is told that an attempt of a change failed (attempt counts
 	// from 1). It waits as it sees fit and returns true to try the change
 	// again (its doc read anew), false to pass over it (the change counts
@@ -835,7 +836,7 @@ type BatchResult struct {
 // held back are committed (with c.Retry), changes whose held-back writes
 // failed are processed again one at a time, and only then is Done set.
 // Design docs, info docs and deleted docs complete at once (Outcome.Ignored).
-func (p *Processor) RunBatch(ctx context.Context, changes []couch.Change, c BatchControl) (BatchResult, error) {
+func (p *Engine) RunBatch(ctx context.Context, changes []couch.Change, c BatchControl) (BatchResult, error) {
 	var res BatchResult
 	b := p.NewBatch(ctx, changes)
 	done := ""
@@ -883,7 +884,7 @@ func (p *Processor) RunBatch(ctx context.Context, changes []couch.Change, c Batc
 
 // runChange processes one change of a batch until it completes, is passed
 // over, or the daemon stops (false).
-func (p *Processor) runChange(ctx context.Context, b *Batch, ch couch.Change, c BatchControl) (bool, error) {
+func (p *Engine) runChange(ctx context.Context, b *Batch, ch couch.Change, c BatchControl) (bool, error) {
 	if Ignored(ch.ID) || ch.Deleted {
 		// Deleted docs: their info docs go in background cleanup.
 		if c.Done != nil {
@@ -931,7 +932,7 @@ func (p *Processor) runChange(ctx context.Context, b *Batch, ch couch.Change, c 
 }
 
 // flushBatch writes what b holds back: at once, then with c.Retry.
-func (p *Processor) flushBatch(ctx context.Context, b *Batch, c BatchControl) error {
+func (p *Engine) flushBatch(ctx context.Context, b *Batch, c BatchControl) error {
 	grace := c.Grace
 	if grace <= 0 {
 		grace = 4 * time.Second
