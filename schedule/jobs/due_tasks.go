@@ -39,7 +39,7 @@ func InSendWindow(from, to int, now time.Time) bool {
 // Run implements Job.
 func (j DueTasks) Run(ctx context.Context, env *Env) error {
 	now := env.Now().In(env.Location)
-	from, to := env.Config.Settings.SendWindow()
+	from, to := env.Settings.SendWindow()
 	if !InSendWindow(from, to, now) {
 		env.Log.Debug().Str("job", j.Name()).Msg("Outside the sending window: no message released")
 		return nil
@@ -172,7 +172,7 @@ func (j DueTasks) releaseDoc(ctx context.Context, env *Env, raw map[string]any, 
 			}
 			msg, err := g.Message(doc, spec, extra)
 			if err != nil || msg["error"] != nil {
-				if env.Config.Settings.ClearFailingSchedules() {
+				if env.Settings.ClearFailingSchedules() {
 					messages.SetState(task, messages.StateClear, nil, "", false, now)
 					changed = true
 				}
@@ -207,11 +207,11 @@ func dueContext(ctx context.Context, env *Env, doc map[string]any) (map[string]a
 	if placeID == "" {
 		placeID = firstString(jsv.Get(doc, "place.place_id"))
 	}
-	regs, err := registrations.Valid(ctx, env.Main, env.Config.Settings, []string{patientID})
+	regs, err := registrations.Valid(ctx, env.Main, env.Settings, []string{patientID})
 	if err != nil {
 		return nil, err
 	}
-	placeRegs, err := registrations.Valid(ctx, env.Main, env.Config.Settings, []string{placeID})
+	placeRegs, err := registrations.Valid(ctx, env.Main, env.Settings, []string{placeID})
 	if err != nil {
 		return nil, err
 	}
