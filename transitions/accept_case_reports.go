@@ -5,6 +5,7 @@ import (
 
 	"sentinel-go/config"
 	"sentinel-go/jsv"
+	"sentinel-go/registrations"
 )
 
 // acceptCaseReports accepts a report about a case (a case_id issued by the
@@ -64,7 +65,7 @@ func (t *acceptCaseReports) Run(ctx context.Context, env *Env, c *Change) (bool,
 	caseID := caseIDOf(doc)
 	var regs []Doc
 	if caseID != "" {
-		found, err := ValidRegistrations(ctx, env, []string{caseID})
+		found, err := registrations.Valid(ctx, env.Store, env.Settings(), []string{caseID})
 		if err != nil {
 			return false, err
 		}

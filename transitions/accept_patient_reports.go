@@ -11,6 +11,7 @@ import (
 	"sentinel-go/config"
 	"sentinel-go/jsv"
 	"sentinel-go/messages"
+	"sentinel-go/registrations"
 	"sentinel-go/schedule"
 )
 
@@ -183,12 +184,12 @@ func (t *acceptPatientReports) Run(ctx context.Context, env *Env, c *Change) (bo
 	var patientRegs, placeRegs []Doc
 	var err error
 	if patient != nil {
-		if patientRegs, err = ValidRegistrations(ctx, env, SubjectIDs(patient)); err != nil {
+		if patientRegs, err = registrations.Valid(ctx, env.Store, env.Settings(), registrations.SubjectIDs(patient)); err != nil {
 			return false, err
 		}
 	}
 	if place != nil {
-		if placeRegs, err = ValidRegistrations(ctx, env, SubjectIDs(place)); err != nil {
+		if placeRegs, err = registrations.Valid(ctx, env.Store, env.Settings(), registrations.SubjectIDs(place)); err != nil {
 			return false, err
 		}
 	}

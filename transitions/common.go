@@ -3,7 +3,6 @@ package transitions
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -214,87 +213,6 @@ func formMatchesLoose(code, form string) bool {
 		})
 	}
 	return code != "" && trim(code) == trim(form)
-}
-
-var nonLetters = regexp.MustCompile(`[^\p{L}]`)
-
-// formIsRegistration is "is this report a registration?": the report's
-// form equals a registration form ignoring case and any non-letters around it.
-func formIsRegistration(reportForm, regForm string) bool {
-	if reportForm == "" || regForm == "" {
-		return false
-	}
-	rf := strings.ToLower(reportForm)
-	code := strings.ToLower(regForm)
-	i := strings.Index(rf, code)
-	if i < 0 {
-		return false
-	}
-	return nonLetters.ReplaceAllString(rf[:i]+rf[i+len(code):], "") == ""
-}
-
-// ValidRegistrations returns the valid registrations about any of ids
-// (transitions README): error-free reports whose form is a registration form,
-// that are xforms or (forms of settings.forms and (public or with a contact)).
-func ValidRegistrations(ctx context.Context, env *Env, ids []string) ([]Doc, error) {
-	var clean []string
-	for _, id := range ids {
-		if id != "" {
-			clean = append(clean, id)
-		}
-	}
-	if len(clean) == 0 {
-		return nil, nil
-	}
-	reports, err := env.Store.ReportsBySubject(ctx, clean)
-	if err != nil {
-		return nil, fmt.Errorf("find registrations: %w", err)
-	}
-	s := env.Settings()
-	var regForms []string
-	for _, r := range jsv.Slice(s.Raw["registrations"]) {
-		if f, ok := jsv.Map(r)["form"].(string); ok {
-			regForms = append(regForms, f)
-		}
-	}
-	var out []Doc
-	for _, r := range reports {
-		if len(jsv.Slice(r["errors"])) > 0 {
-			continue
-		}
-		form, _ := r["form"].(string)
-		isReg := false
-		for _, f := range regForms {
-			if formIsRegistration(form, f) {
-				isReg = true
-				break
-			}
-		}
-		if !isReg {
-			continue
-		}
-		if r["content_type"] != "xml" {
-			if !s.HasForm(form) {
-				continue
-			}
-			if s.Form(form)["public_form"] != true && !jsv.Truthy(r["contact"]) {
-				continue
-			}
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-// SubjectIDs are a contact's ids that reports may use: _id, patient_id, place_id.
-func SubjectIDs(c Doc) []string {
-	var out []string
-	for _, k := range []string{"_id", "patient_id", "place_id"} {
-		if v, ok := c[k]; ok && v != nil && v != "" {
-			out = append(out, jsv.String(v))
-		}
-	}
-	return out
 }
 
 // isMuted reports whether contact c or one of its hydrated ancestors is muted.

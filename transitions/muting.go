@@ -9,6 +9,7 @@ import (
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
+	"sentinel-go/registrations"
 	"sentinel-go/schedule"
 )
 
@@ -354,7 +355,7 @@ func (t *muting) runContact(ctx context.Context, env *Env, c *Change) (bool, err
 	clientSide := mutingClientSide(doc)
 	wanted := jsv.Truthy(doc["muted"]) || (!clientSide && mutingNewUnderMuted(env, doc, c.Info))
 	date := ISO(env.Now)
-	if err := mutingRegistrations(ctx, env, SubjectIDs(doc), wanted, nil); err != nil {
+	if err := mutingRegistrations(ctx, env, registrations.SubjectIDs(doc), wanted, nil); err != nil {
 		return false, err
 	}
 	reportID := ""

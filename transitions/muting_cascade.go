@@ -9,6 +9,7 @@ import (
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
+	"sentinel-go/registrations"
 	"sentinel-go/schedule"
 )
 
@@ -229,7 +230,7 @@ func (m mutingCascade) batch(ctx context.Context, env *Env, ids []string, date s
 	// 2. registrations
 	var subjectIDs []string
 	for _, c := range contacts {
-		subjectIDs = append(subjectIDs, SubjectIDs(c)...)
+		subjectIDs = append(subjectIDs, registrations.SubjectIDs(c)...)
 	}
 	if err := mutingRegistrations(ctx, env, subjectIDs, m.Wanted, m.Report); err != nil {
 		return nil, err
@@ -249,7 +250,7 @@ func (m mutingCascade) batch(ctx context.Context, env *Env, ids []string, date s
 // changed registrations are saved (re-read and re-applied on 409). The
 // in-memory report, when it is one of them, is updated in place only.
 func mutingRegistrations(ctx context.Context, env *Env, ids []string, wanted bool, report Doc) error {
-	regs, err := ValidRegistrations(ctx, env, ids)
+	regs, err := registrations.Valid(ctx, env.Store, env.Settings(), ids)
 	if err != nil {
 		return fmt.Errorf("%v", err)
 	}

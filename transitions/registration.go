@@ -15,6 +15,7 @@ import (
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
 	"sentinel-go/phone"
+	"sentinel-go/registrations"
 	"sentinel-go/schedule"
 )
 
@@ -336,11 +337,11 @@ func (t *registration) replies(ctx context.Context, env *Env, doc Doc, e *regEnt
 // subjects and the valid registrations of fields.patient_id and fields.place_id.
 func registrationContext(ctx context.Context, env *Env, doc Doc) (map[string]any, error) {
 	fields := jsv.Map(doc["fields"])
-	regs, err := ValidRegistrations(ctx, env, []string{jsv.String(fieldsOr(fields, "patient_id"))})
+	regs, err := registrations.Valid(ctx, env.Store, env.Settings(), []string{jsv.String(fieldsOr(fields, "patient_id"))})
 	if err != nil {
 		return nil, err
 	}
-	placeRegs, err := ValidRegistrations(ctx, env, []string{jsv.String(fieldsOr(fields, "place_id"))})
+	placeRegs, err := registrations.Valid(ctx, env.Store, env.Settings(), []string{jsv.String(fieldsOr(fields, "place_id"))})
 	if err != nil {
 		return nil, err
 	}
@@ -797,7 +798,7 @@ func clearSchedules(ctx context.Context, env *Env, doc Doc, names []string) erro
 	var ids []string
 	for _, k := range []string{"patient", "place"} {
 		if s := jsv.Map(doc[k]); s != nil {
-			ids = append(ids, SubjectIDs(s)...)
+			ids = append(ids, registrations.SubjectIDs(s)...)
 		}
 	}
 	if v := doc["case_id"]; hasValue(v) {
@@ -805,7 +806,7 @@ func clearSchedules(ctx context.Context, env *Env, doc Doc, names []string) erro
 	} else if v, ok := jsv.Get(doc, "fields.case_id"); ok && hasValue(v) {
 		ids = append(ids, jsv.String(v))
 	}
-	regs, err := ValidRegistrations(ctx, env, ids)
+	regs, err := registrations.Valid(ctx, env.Store, env.Settings(), ids)
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,8 @@ import (
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
+	"sentinel-go/registrations"
 	"sentinel-go/schedule"
-	"sentinel-go/transitions"
 )
 
 // DueTasks releases scheduled messages that are due (schedules.md §6):
@@ -39,7 +39,7 @@ func InSendWindow(from, to int, now time.Time) bool {
 // Run implements Job.
 func (j DueTasks) Run(ctx context.Context, env *Env) error {
 	now := env.Now().In(env.Location)
-	from, to := env.Config.Settings.SendWindow()
+	from, to := env.Settings.SendWindow()
 	if !InSendWindow(from, to, now) {
 		env.Log.Debug().Str("job", j.Name()).Msg("Outside the sending window: no message released")
 		return nil
@@ -138,7 +138,6 @@ func (j DueTasks) releaseDocs(ctx context.Context, env *Env, ids []string, now t
 // by matching `due`) and saves it once.
 func (j DueTasks) releaseDoc(ctx context.Context, env *Env, raw map[string]any, now time.Time) (int, error) {
 	doc := jsv.CloneMap(raw)
-	tenv := env.TransitionEnv(now)
 	if err := lineage.New(env.Main).Hydrate(ctx, doc); err != nil {
 		return 0, err
 	}
@@ -162,7 +161,7 @@ func (j DueTasks) releaseDoc(ctx context.Context, env *Env, raw map[string]any, 
 		if len(jsv.Slice(task["messages"])) == 0 {
 			if extra == nil {
 				var err error
-				if extra, err = dueContext(ctx, tenv, doc); err != nil {
+				if extra, err = dueContext(ctx, env, doc); err != nil {
 					return 0, err
 				}
 			}
@@ -173,7 +172,7 @@ func (j DueTasks) releaseDoc(ctx context.Context, env *Env, raw map[string]any, 
 			}
 			msg, err := g.Message(doc, spec, extra)
 			if err != nil || msg["error"] != nil {
-				if env.Config.Settings.ClearFailingSchedules() {
+				if env.Settings.ClearFailingSchedules() {
 					messages.SetState(task, messages.StateClear, nil, "", false, now)
 					changed = true
 				}
@@ -199,7 +198,7 @@ func (j DueTasks) releaseDoc(ctx context.Context, env *Env, raw map[string]any, 
 
 // dueContext is the message context at due time: the subjects and the valid
 // registrations of the patient and place ids.
-func dueContext(ctx context.Context, env *transitions.Env, doc map[string]any) (map[string]any, error) {
+func dueContext(ctx context.Context, env *Env, doc map[string]any) (map[string]any, error) {
 	patientID := firstString(jsv.Get(doc, "fields.patient_id"))
 	if patientID == "" {
 		patientID = firstString(jsv.Get(doc, "patient.patient_id"))
@@ -208,11 +207,11 @@ func dueContext(ctx context.Context, env *transitions.Env, doc map[string]any) (
 	if placeID == "" {
 		placeID = firstString(jsv.Get(doc, "place.place_id"))
 	}
-	regs, err := transitions.ValidRegistrations(ctx, env, []string{patientID})
+	regs, err := registrations.Valid(ctx, env.Main, env.Settings, []string{patientID})
 	if err != nil {
 		return nil, err
 	}
-	placeRegs, err := transitions.ValidRegistrations(ctx, env, []string{placeID})
+	placeRegs, err := registrations.Valid(ctx, env.Main, env.Settings, []string{placeID})
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 
 	"sentinel-go/config"
 	"sentinel-go/couch/couchtest"
-	"sentinel-go/transitions"
 )
 
 func TestInSendWindow(t *testing.T) {
@@ -52,8 +51,8 @@ func TestDueTasksPaging(t *testing.T) {
 					"messages": []any{map[string]any{"to": "+254700000001", "message": "hi", "uuid": "v"}}}}})
 	}
 	env.Save(t, env.MainDB, docs...)
-	cfg := transitions.Load(map[string]any{"schedule_evening_hours": 23.0, "schedule_evening_minutes": 59.0}, config.Translations{})
-	jenv := &Env{Main: env.Client.Main, Sentinel: env.Client.Sentinel, Config: cfg, Location: time.UTC, Log: zerolog.Nop(),
+	settings := config.NewSettings(map[string]any{"schedule_evening_hours": 23.0, "schedule_evening_minutes": 59.0})
+	jenv := &Env{Main: env.Client.Main, Sentinel: env.Client.Sentinel, Settings: settings, Location: time.UTC, Log: zerolog.Nop(),
 		Clock: func() time.Time { return now }}
 	if err := (DueTasks{PageSize: 2}).Run(ctx, jenv); err != nil {
 		t.Fatal(err)

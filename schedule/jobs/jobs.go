@@ -9,12 +9,11 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"sentinel-go/config"
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
-	"sentinel-go/lineage"
 	"sentinel-go/messages"
 	"sentinel-go/outbound"
-	"sentinel-go/transitions"
 )
 
 // Env is what a job run may use.
@@ -22,11 +21,13 @@ type Env struct {
 	Main     *couch.DB
 	Sentinel *couch.DB
 	Client   *couch.Client
-	// Config is the config in force (may be invalid: transitions disabled;
-	// jobs still run).
-	Config   *transitions.Config
-	Location *time.Location
-	Log      zerolog.Logger
+	// Settings and Translations are the config in force (it may be invalid
+	// for the transitions, which are then disabled: jobs still run). A nil
+	// Settings means no config: the jobs that need one do nothing.
+	Settings     *config.Settings
+	Translations config.Translations
+	Location     *time.Location
+	Log          zerolog.Logger
 	// Clock returns the wall time; nil means time.Now.
 	Clock func() time.Time
 	Dups  *messages.Duplicates
@@ -40,8 +41,8 @@ type Env struct {
 
 // Now is the job's "now": synthetic_date when configured, else the clock.
 func (e *Env) Now() time.Time {
-	if e.Config != nil {
-		if t, ok := e.Config.Settings.SyntheticDate(e.Location); ok {
+	if e.Settings != nil {
+		if t, ok := e.Settings.SyntheticDate(e.Location); ok {
 			return t
 		}
 	}
@@ -53,15 +54,8 @@ func (e *Env) Now() time.Time {
 
 // Generator returns a message generator for the config in force.
 func (e *Env) Generator(now time.Time) *messages.Generator {
-	return &messages.Generator{Settings: e.Config.Settings, Translations: e.Config.Translations,
+	return &messages.Generator{Settings: e.Settings, Translations: e.Translations,
 		Location: e.Location, Now: now, Dups: e.Dups}
-}
-
-// TransitionEnv is a transitions.Env for helpers shared with the pipeline
-// (valid registrations, hydration).
-func (e *Env) TransitionEnv(now time.Time) *transitions.Env {
-	return &transitions.Env{Config: e.Config, Store: e.Main, Sentinel: e.Sentinel, JS: e.JS, Hydrator: lineage.New(e.Main),
-		Log: e.Log, Now: now, Location: e.Location, Dups: e.Dups, Secrets: e.Secrets}
 }
 
 // Job is one scheduled job.

@@ -69,18 +69,18 @@ type outboundRun struct {
 
 // Run implements Job.
 func (j Outbound) Run(ctx context.Context, env *Env) error {
-	if env.Config == nil || env.Main == nil || env.Sentinel == nil {
+	if env.Settings == nil || env.Main == nil || env.Sentinel == nil {
 		return nil
 	}
 	log := env.Log.With().Str("job", j.Name()).Logger()
-	rawCfg, present := env.Config.Settings.Raw["outbound"]
+	rawCfg, present := env.Settings.Raw["outbound"]
 	rawMap, isMap := rawCfg.(map[string]any)
 	if present && rawCfg != nil && !isMap {
 		// A broken config must not empty the queues: wait for a fixed one.
 		log.Warn().Msg("settings.outbound is not an object: outbound tasks are left as they are")
 		return nil
 	}
-	cfg, _ := outbound.Parse(rawCfg, env.Config.Settings.OutboundOrder)
+	cfg, _ := outbound.Parse(rawCfg, env.Settings.OutboundOrder)
 	now := env.Now()
 	js := env.JS
 	if js == nil {

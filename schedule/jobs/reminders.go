@@ -174,11 +174,11 @@ func jsonish(v any) string {
 
 // Run implements Job.
 func (j Reminders) Run(ctx context.Context, env *Env) error {
-	if env.Config == nil || env.Config.Settings == nil {
+	if env.Settings == nil {
 		return nil
 	}
 	log := env.Log.With().Str("job", j.Name()).Logger()
-	rs, problems := ParseReminders(env.Config.Settings)
+	rs, problems := ParseReminders(env.Settings)
 	for _, p := range problems {
 		log.Warn().Str("path", p.Path).Msg(p.Message)
 	}
@@ -218,8 +218,8 @@ func (j Reminders) runOne(ctx context.Context, env *Env, r Reminder) error {
 	began := time.Now()
 	types := r.Types
 	if types == nil {
-		if env.Config.Settings.ContactTypes.Configured() {
-			types = env.Config.Settings.ContactTypes.LeafPlaceTypes()
+		if env.Settings.ContactTypes.Configured() {
+			types = env.Settings.ContactTypes.LeafPlaceTypes()
 		}
 		if len(types) == 0 {
 			log.Warn().Msg("Reminder without contact_types and no leaf place type in settings.contact_types " +

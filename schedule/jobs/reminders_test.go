@@ -15,7 +15,6 @@ import (
 	"sentinel-go/couch/couchtest"
 	"sentinel-go/messages"
 	"sentinel-go/templates"
-	"sentinel-go/transitions"
 )
 
 func TestParseReminders(t *testing.T) {
@@ -147,7 +146,7 @@ func TestRemindersJob(t *testing.T) {
 	translations := config.Translations{"en": {"sms.reminder.stock": "{{name}}: {{contact.name}}, send stock for week {{week}} of {{year}}"}}
 	clock := now
 	env := &Env{Main: ce.Client.Main, Sentinel: ce.Client.Sentinel, Client: ce.Client,
-		Config: transitions.Load(settings, translations), Location: time.UTC, Log: zerolog.Nop(),
+		Settings: config.NewSettings(settings), Translations: translations, Location: time.UTC, Log: zerolog.Nop(),
 		Clock: func() time.Time { return clock }, Dups: messages.NewDuplicates()}
 	job := Reminders{PageSize: 2} // several pages (PouchDB Server ignores startkey_docid)
 	if err := job.Run(ctx, env); err != nil {
