@@ -365,7 +365,7 @@ func stringOf(v any) string {
 // what was written; writes stay in memory. Views are answered by the real db
 // only (they do not see the overlay).
 type dryStore struct {
-	transitions.Store
+	real transitions.Store // only read
 	dryWrites
 	n int
 }
@@ -397,7 +397,7 @@ func (s *dryWrites) record(id string, cur, doc transitions.Doc) {
 }
 
 func newDryStore(s transitions.Store) *dryStore {
-	return &dryStore{Store: s, dryWrites: newDryWrites()}
+	return &dryStore{real: s, dryWrites: newDryWrites()}
 }
 
 // Get reads the overlay first, then the db.
@@ -405,7 +405,7 @@ func (s *dryStore) Get(ctx context.Context, id string) (transitions.Doc, error) 
 	if d, ok := s.docs[id]; ok {
 		return jsv.CloneMap(d), nil
 	}
-	return s.Store.Get(ctx, id)
+	return s.real.Get(ctx, id)
 }
 
 // GetMany reads the overlay first, then the db.
@@ -422,7 +422,7 @@ func (s *dryStore) GetMany(ctx context.Context, ids []string) (map[string]transi
 	if len(need) == 0 {
 		return out, nil
 	}
-	got, err := s.Store.GetMany(ctx, need)
+	got, err := s.real.GetMany(ctx, need)
 	if err != nil {
 		return nil, err
 	}
@@ -496,6 +496,52 @@ func (s *dryStore) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.Bulk
 }
 
 // writes lists the recorded docs in first-write order.
+// Fail closed: dryStore implements every method of the store itself, so a
+// write method added to Store cannot reach the real database unnoticed.
+var (
+	_ transitions.Store     = (*dryStore)(nil)
+	_ transitions.InfoStore = (*dryInfoStore)(nil)
+)
+
+// The lookups below read the real database only (they do not see the
+// overlay, as the README says).
+
+func (s *dryStore) ContactsByShortcode(ctx context.Context, code string) ([]transitions.Doc, error) {
+	return s.real.ContactsByShortcode(ctx, code)
+}
+
+func (s *dryStore) ContactsByPhone(ctx context.Context, phone string) ([]transitions.Doc, error) {
+	return s.real.ContactsByPhone(ctx, phone)
+}
+
+func (s *dryStore) ContactsByRCCode(ctx context.Context, code string) ([]transitions.Doc, error) {
+	return s.real.ContactsByRCCode(ctx, code)
+}
+
+func (s *dryStore) UsedShortcodes(ctx context.Context, codes []string) (map[string]bool, error) {
+	return s.real.UsedShortcodes(ctx, codes)
+}
+
+func (s *dryStore) ReportsBySubject(ctx context.Context, ids []string) ([]transitions.Doc, error) {
+	return s.real.ReportsBySubject(ctx, ids)
+}
+
+func (s *dryStore) ReportsByFreetext(ctx context.Context, term string) ([]couch.FreetextReport, error) {
+	return s.real.ReportsByFreetext(ctx, term)
+}
+
+func (s *dryStore) DescendantIDs(ctx context.Context, ancestorID string) ([]string, error) {
+	return s.real.DescendantIDs(ctx, ancestorID)
+}
+
+func (s *dryStore) ReportsByDate(ctx context.Context, forms []string, start, end float64) ([]transitions.Doc, error) {
+	return s.real.ReportsByDate(ctx, forms, start, end)
+}
+
+func (s *dryStore) ReportsByFormAndParent(ctx context.Context, form, parentID string) ([]transitions.Doc, error) {
+	return s.real.ReportsByFormAndParent(ctx, form, parentID)
+}
+
 func (s *dryStore) writes(db string) []DocWrite {
 	out := []DocWrite{}
 	for _, id := range s.order {
@@ -522,12 +568,12 @@ func describeWrite(db, id string, before, after transitions.Doc) DocWrite {
 
 // dryInfoStore is the sentinel db for Explain, like dryStore.
 type dryInfoStore struct {
-	transitions.InfoStore
+	real transitions.InfoStore // only read
 	dryWrites
 }
 
 func newDryInfoStore(s transitions.InfoStore) *dryInfoStore {
-	return &dryInfoStore{InfoStore: s, dryWrites: newDryWrites()}
+	return &dryInfoStore{real: s, dryWrites: newDryWrites()}
 }
 
 // Get reads the overlay first, then the db.
@@ -535,7 +581,7 @@ func (s *dryInfoStore) Get(ctx context.Context, id string) (transitions.Doc, err
 	if d, ok := s.docs[id]; ok {
 		return jsv.CloneMap(d), nil
 	}
-	return s.InfoStore.Get(ctx, id)
+	return s.real.Get(ctx, id)
 }
 
 // Put checks the revision as CouchDB would and records the doc.
@@ -585,7 +631,7 @@ func (s *dryInfoStore) writes(db string) []DocWrite {
 		before := s.before[id]
 		if before != nil {
 			// record() only knew the revision: read what the db holds.
-			if d, err := s.InfoStore.Get(context.Background(), id); err == nil {
+			if d, err := s.real.Get(context.Background(), id); err == nil {
 				before = d
 			}
 		}
