@@ -30,7 +30,7 @@ func (d *Daemon) follow(ctx context.Context) {
 	proc := &transitions.Processor{
 		Main: main, Sentinel: d.client.Sentinel, Log: d.log.With().Str("component", "transitions").Logger(),
 		Location: d.opts.Location, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}), Dups: d.dups, Secrets: d.secrets, Observer: d.metrics,
-		PhoneOwner: d.opts.PhoneOwner,
+		PhoneOwner: d.opts.PhoneOwner, Outbox: d.outbox,
 	}
 	cp := couch.NewCheckpoint(d.client.Sentinel)
 	var indexOnce sync.Once
@@ -188,6 +188,9 @@ func (d *Daemon) flushAndCheckpoint(ctx context.Context, log zerolog.Logger, pro
 		if err := d.flush(ctx, proc, rb); err != nil {
 			return err
 		}
+	}
+	if err := d.syncOutbound(ctx); err != nil {
+		return err
 	}
 	return d.writeCheckpoint(ctx, cp, seq)
 }

@@ -46,6 +46,8 @@ type Processor struct {
 	Observer Observer
 	// PhoneOwner picks the contact a shared phone number is attributed to.
 	PhoneOwner PhoneOwner
+	// Outbox queues outbound pushes (nil: sent inline).
+	Outbox Outbox
 
 	recent recentWrites // info docs of the last group commits' writes
 }
@@ -199,7 +201,7 @@ func (p *Processor) processHeld(ctx context.Context, b *Batch, cfg *Config, ch c
 	if p.Dups == nil {
 		p.Dups = messages.NewDuplicates()
 	}
-	env := &Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner}
+	env := &Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner, Outbox: p.Outbox}
 	c := &Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
 	records := jsv.CloneMap(jsv.Map(info["transitions"]))
 	if records == nil {
