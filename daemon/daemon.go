@@ -71,6 +71,8 @@ type Daemon struct {
 	dups *messages.Duplicates
 	// secrets holds outbound credentials: environment, then CHT's vault.
 	secrets outbound.SecretStore
+	// outbox sends the outbound pushes off the feed path.
+	outbox  *outbound.Queue
 	started time.Time
 	metrics *metrics
 	health  health
@@ -112,10 +114,12 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Daemon{opts: opts, log: opts.Log, client: client,
+	d := &Daemon{opts: opts, log: opts.Log, client: client,
 		cfgChanged: make(chan struct{}, 1), jobsNow: make(chan struct{}, 1), dups: messages.NewDuplicates(),
 		caughtUp: make(chan struct{}), secrets: outbound.NewSecrets(loc.Server, loc.MainDB), started: time.Now(),
-		metrics: newMetrics(), sd: newNotifier()}, nil
+		metrics: newMetrics(), sd: newNotifier()}
+	d.outbox = d.newOutbox()
+	return d, nil
 }
 
 // Client is the CouchDB connection (for jobs).
@@ -165,10 +169,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); d.watchConfig(ctx) }()
 	go func() { defer wg.Done(); d.runJobs(ctx) }()
 	go func() { defer wg.Done(); d.follow(ctx) }()
+	go func() { defer wg.Done(); d.runOutbox(ctx) }()
 	d.sd.send("STOPPING=1")
 	wg.Wait()
 	if httpDone != nil {

@@ -30,7 +30,7 @@ func (d *Daemon) follow(ctx context.Context) {
 	proc := &pipeline.Engine{
 		Main: main, Sentinel: d.client.Sentinel, Log: d.log.With().Str("component", "transitions").Logger(),
 		Location: d.opts.Location, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}), Dups: d.dups, Secrets: d.secrets, Observer: d.metrics,
-		PhoneOwner: d.opts.PhoneOwner,
+		PhoneOwner: d.opts.PhoneOwner, Outbox: d.outbox,
 	}
 	cp := couch.NewCheckpoint(d.client.Sentinel)
 	var indexOnce sync.Once
@@ -124,6 +124,10 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipel
 		}
 		stopped := res.Stopped
 		if res.Done != "" {
+			// Queued outbound pushes are made durable before the checkpoint.
+			if err := d.syncOutbound(ctx); err != nil {
+				return
+			}
 			if err := d.writeCheckpoint(ctx, cp, res.Done); err != nil {
 				return
 			}

@@ -49,7 +49,7 @@ func (d *Daemon) runAllJobs(ctx context.Context, run int) {
 	}
 	env := &jobs.Env{Main: d.client.Main, Sentinel: d.client.Sentinel, Client: d.client,
 		Settings: cfg.Settings, Translations: cfg.Translations, Location: d.opts.Location, Log: log, Dups: d.dups, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}),
-		Secrets: d.secrets, Started: d.started, Run: run}
+		Secrets: d.secrets, Outbound: d.outbox, Started: d.started, Run: run}
 	for _, j := range d.opts.Jobs {
 		if ctx.Err() != nil {
 			return

@@ -90,15 +90,10 @@ func (p *Pusher) send(ctx context.Context, push *Push, docID string, doc map[str
 	if p.Sentinel == nil {
 		return Failed, errors.New("no sentinel database")
 	}
-	payload, err := push.Payload(ctx, p.JS, doc)
+	body, hash, err := push.Prepare(ctx, p.JS, doc)
 	if err != nil {
 		return Failed, err
 	}
-	body, err := SortedJSON(payload)
-	if err != nil {
-		return Failed, fmt.Errorf("payload: %v", err)
-	}
-	hash, _ := Hash(payload)
 	info, err := p.Sentinel.Get(ctx, InfoID(docID))
 	if err != nil && !errors.Is(err, couch.ErrNotFound) {
 		return Failed, fmt.Errorf("read info doc: %v", err)
@@ -118,6 +113,25 @@ func (p *Pusher) send(ctx context.Context, push *Push, docID string, doc map[str
 			Msgf("Pushed %s to %s but could not record it in completed_tasks", docID, push.Name)
 	}
 	return Sent, nil
+}
+
+// Prepare builds the body of doc's payload for push and its hash (what
+// completed_tasks records): a mapping error, or a push that cannot be sent
+// (no destination), is an error.
+func (push *Push) Prepare(ctx context.Context, js *jsexpr.Sandbox, doc map[string]any) (body []byte, hash string, err error) {
+	payload, err := push.Payload(ctx, js, doc)
+	if err != nil {
+		return nil, "", err
+	}
+	if push.Destination == nil {
+		return nil, "", errors.New("no destination")
+	}
+	body, err = SortedJSON(payload)
+	if err != nil {
+		return nil, "", fmt.Errorf("payload: %v", err)
+	}
+	hash, _ = Hash(payload)
+	return body, hash, nil
 }
 
 func (p *Pusher) now() time.Time {

@@ -53,6 +53,8 @@ type Engine struct {
 	Observer Observer
 	// PhoneOwner picks the contact a shared phone number is attributed to.
 	PhoneOwner transitions.PhoneOwner
+	// Outbox queues outbound pushes (nil: sent inline).
+	Outbox transitions.Outbox
 
 	recent recentWrites // info docs of the last group commits' writes
 }
@@ -211,7 +213,7 @@ func (p *Engine) processHeld(ctx context.Context, b *Batch, cfg *transitions.Con
 	if p.Dups == nil {
 		p.Dups = messages.NewDuplicates()
 	}
-	env := &transitions.Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner}
+	env := &transitions.Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner, Outbox: p.Outbox}
 	c := &transitions.Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
 	records := jsv.CloneMap(jsv.Map(info["transitions"]))
 	if records == nil {

@@ -53,6 +53,10 @@ func (t *markForOutbound) Run(ctx context.Context, env *Env, c *Change) (bool, e
 	if len(relevant) == 0 {
 		return false, nil
 	}
+	if env.Outbox != nil {
+		t.enqueue(ctx, env, c, relevant)
+		return false, nil
+	}
 	pusher := &outbound.Pusher{Sentinel: env.Sentinel, JS: env.JS, Log: env.Log, Now: env.Now, Secrets: env.Secrets}
 	var queue []string
 	for _, p := range relevant {
@@ -83,6 +87,38 @@ func (t *markForOutbound) Run(ctx context.Context, env *Env, c *Change) (bool, e
 		}
 	}
 	return false, nil
+}
+
+// enqueue builds the payloads of the relevant pushes and hands them to the
+// outbox, whose workers send them, record them in completed_tasks and queue
+// the failures in task:outbound:<id>: no HTTP here.
+func (t *markForOutbound) enqueue(ctx context.Context, env *Env, c *Change, relevant []*outbound.Push) {
+	items := make([]outbound.Item, 0, len(relevant))
+	for _, p := range relevant {
+		due, err := p.Due(env.Now, env.Location)
+		if err != nil {
+			env.Log.Error().Str("doc_id", c.ID).Str("push", p.Name).Err(err).
+				Msgf("Invalid cron for outbound push %s: %s queued", p.Name, c.ID)
+			items = append(items, outbound.Item{Name: p.Name})
+			continue
+		}
+		if !due {
+			env.Log.Debug().Str("doc_id", c.ID).Str("push", p.Name).Str("cron", p.Cron).
+				Msg("Outbound push not due (cron): queued")
+			items = append(items, outbound.Item{Name: p.Name})
+			continue
+		}
+		body, hash, err := p.Prepare(ctx, env.JS, c.Doc)
+		if err != nil {
+			env.Log.Error().Str("doc_id", c.ID).Str("push", p.Name).Str("reason", err.Error()).
+				Msgf("Failed to push %s to %s: %s", c.ID, p.Name, err)
+			items = append(items, outbound.Item{Name: p.Name})
+			continue
+		}
+		items = append(items, outbound.Item{Name: p.Name, Push: p, Body: body, Hash: hash,
+			Last: outbound.LastHash(c.Info, p.Name), LastKnown: true})
+	}
+	env.Outbox.Enqueue(c.ID, items)
 }
 
 // DryRun says what Run would push, without sending anything (sentinel

@@ -117,10 +117,21 @@ type Env struct {
 	Secrets outbound.SecretStore
 	// PhoneOwner picks the contact a shared phone number is attributed to.
 	PhoneOwner PhoneOwner
+	// Outbox queues outbound pushes for a worker (nil: mark_for_outbound
+	// sends them inline, as sentinel explain and some tests need).
+	Outbox Outbox
 	// Trace, when set, is told each bool_expr evaluation (sentinel explain;
 	// nil in the daemon).
 	Trace func(ev TraceEvent)
 }
+
+// Outbox takes the outbound pushes of a change, to be sent by a worker; it
+// never blocks on the network. *outbound.Queue implements it.
+type Outbox interface {
+	Enqueue(docID string, items []outbound.Item)
+}
+
+var _ Outbox = (*outbound.Queue)(nil)
 
 // Settings is a shortcut for the loaded settings.
 func (e *Env) Settings() *config.Settings { return e.Config.Settings }

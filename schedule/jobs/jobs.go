@@ -34,6 +34,9 @@ type Env struct {
 	JS    *jsexpr.Sandbox
 	// Secrets holds the credentials of outbound pushes.
 	Secrets outbound.SecretStore
+	// Outbound, when set, sends the queued outbound pushes from its own
+	// workers: the outbound job only asks it to retry them.
+	Outbound OutboundRetrier
 	// Started is when the daemon started; Run counts the job runs since (1: the first).
 	Started time.Time
 	Run     int

@@ -67,8 +67,25 @@ type outboundRun struct {
 	skip func(task map[string]any) bool
 }
 
+// OutboundRetrier is the daemon's outbound queue (*outbound.Queue): it
+// retries the tasks from its own workers, with per-destination back-off.
+type OutboundRetrier interface {
+	Retry(reset, skipNew bool)
+}
+
+var _ OutboundRetrier = (*outbound.Queue)(nil)
+
 // Run implements Job.
 func (j Outbound) Run(ctx context.Context, env *Env) error {
+	if env.Outbound != nil {
+		// The first run catches up on tasks left by earlier runs of the
+		// daemon (a push this process has just tried waits for the next
+		// retry); later runs (SIGUSR2, the 5-minute tick) retry every task
+		// now, back-off forgotten.
+		first := env.Run == 1 && !env.Started.IsZero()
+		env.Outbound.Retry(!first, first)
+		return nil
+	}
 	if env.Settings == nil || env.Main == nil || env.Sentinel == nil {
 		return nil
 	}

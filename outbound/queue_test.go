@@ -1,0 +1,251 @@
+package outbound
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sentinel-go/couch"
+	"sentinel-go/jsv"
+)
+
+// queueDB is memDB with the bulk calls the queue uses.
+type queueDB struct{ *memDB }
+
+func (q queueDB) GetMany(ctx context.Context, ids []string) (map[string]couch.Doc, error) {
+	out := map[string]couch.Doc{}
+	for _, id := range ids {
+		if d, err := q.Get(ctx, id); err == nil {
+			out[id] = d
+		}
+	}
+	return out, nil
+}
+
+func (q queueDB) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error) {
+	res := make([]couch.BulkResult, len(docs))
+	for i, d := range docs {
+		id, _ := d["_id"].(string)
+		res[i].ID = id
+		if d["_deleted"] == true {
+			res[i].Err = q.Delete(ctx, id, jsv.String(d["_rev"]))
+			continue
+		}
+		res[i].Err = q.Put(ctx, d)
+	}
+	return res, nil
+}
+
+func (q queueDB) Delete(_ context.Context, id, rev string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	cur, ok := q.docs[id]
+	if !ok {
+		return couch.ErrNotFound
+	}
+	if cur["_rev"] != rev {
+		return couch.ErrConflict
+	}
+	delete(q.docs, id)
+	return nil
+}
+
+func (q queueDB) AllDocs(context.Context, map[string]any) ([]couch.Row, error) {
+	return nil, nil
+}
+
+// switchable is an endpoint that, while dead, accepts connections and
+// never answers; alive, it answers 200 and records the bodies.
+type switchable struct {
+	mu     sync.Mutex
+	dead   bool
+	bodies []string
+	wake   chan struct{}
+}
+
+func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Read first: the server notices a client that gave up only then.
+	b, _ := io.ReadAll(r.Body)
+	for {
+		s.mu.Lock()
+		dead, wake := s.dead, s.wake
+		s.mu.Unlock()
+		if !dead {
+			break
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-wake:
+		}
+	}
+	if r.Context().Err() != nil {
+		return // the client gave up: not delivered
+	}
+	s.mu.Lock()
+	s.bodies = append(s.bodies, string(b))
+	s.mu.Unlock()
+}
+
+func (s *switchable) setDead(dead bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dead = dead
+	if !dead && s.wake != nil {
+		close(s.wake)
+	}
+	if dead {
+		s.wake = make(chan struct{})
+	}
+}
+
+func (s *switchable) got() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.bodies...)
+}
+
+func serve(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func queuePush(t *testing.T, name, base string) *Push {
+	t.Helper()
+	cfg, problems := Parse(map[string]any{name: map[string]any{
+		"relevant_to": "true",
+		"destination": map[string]any{"base_url": base, "path": "/p"},
+		"mapping":     map[string]any{"id": "doc._id"},
+	}}, nil)
+	if p := cfg.Get(name); p != nil {
+		return p
+	}
+	t.Fatal(problems)
+	return nil
+}
+
+func queueItem(t *testing.T, p *Push, id string) Item {
+	t.Helper()
+	body, hash, err := p.Prepare(context.Background(), nil, map[string]any{"_id": id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Item{Name: p.Name, Push: p, Body: body, Hash: hash, LastKnown: true}
+}
+
+// A destination that accepts connections and never answers neither holds
+// the caller (Enqueue and Sync return at once) nor the pushes to another
+// destination; once it answers again every queued push is delivered once,
+// and the queue stops on cancel.
+func TestQueueDeadDestination(t *testing.T) {
+	dead := &switchable{}
+	dead.setDead(true)
+	live := &switchable{}
+	deadURL, liveURL := serve(t, dead), serve(t, live)
+	pDead, pLive := queuePush(t, "dead", deadURL), queuePush(t, "live", liveURL)
+
+	db := queueDB{newMemDB()}
+	q := &Queue{Sentinel: db, Log: zerolog.Nop(), Timeout: 300 * time.Millisecond,
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 100 * time.Millisecond, RetryInterval: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { q.Run(ctx); close(stopped) }()
+
+	const n = 20
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		id := "r" + string(rune('a'+i))
+		q.Enqueue(id, []Item{queueItem(t, pDead, id)})
+		q.Enqueue("l"+id, []Item{queueItem(t, pLive, "l"+id)})
+	}
+	if err := q.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 200*time.Millisecond {
+		t.Fatalf("enqueue and sync took %s: the caller waited on the destination", took)
+	}
+	// The live destination gets everything while the dead one hangs.
+	waitFor(t, "the live pushes", func() bool { return len(live.got()) == n })
+	// Every dead push is durable: its task was written by Sync.
+	for i := 0; i < n; i++ {
+		if _, err := db.Get(context.Background(), TaskID("r"+string(rune('a'+i)))); err != nil {
+			t.Fatalf("task of r%c: %v", 'a'+i, err)
+		}
+	}
+	waitFor(t, "the failed pushes", func() bool { return q.Idle() })
+
+	// The destination comes back: a retry (the scan reads the tasks; here the
+	// same pushes are handed back, as the scan would) delivers each once.
+	dead.setDead(false)
+	q.Retry(true, false)               // forget the back-off
+	time.Sleep(150 * time.Millisecond) // (it is also over by now)
+	for i := 0; i < n; i++ {
+		id := "r" + string(rune('a'+i))
+		e := &entry{docID: id, flushed: true, durable: true, items: qitems([]Item{queueItem(t, pDead, id)})}
+		q.enqueue(e)
+		q.enqueue(&entry{docID: id, flushed: true, durable: true, items: qitems([]Item{queueItem(t, pDead, id)})})
+	}
+	waitFor(t, "the recovered pushes", func() bool {
+		if len(dead.got()) < n || !q.Idle() {
+			return false
+		}
+		for i := 0; i < n; i++ {
+			if _, err := db.Get(context.Background(), TaskID("r"+string(rune('a'+i)))); !errors.Is(err, couch.ErrNotFound) {
+				return false
+			}
+		}
+		return true
+	})
+	seen := map[string]int{}
+	for _, b := range dead.got() {
+		var m map[string]any
+		_ = json.Unmarshal([]byte(b), &m)
+		seen[jsv.String(m["id"])]++
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("%s delivered %d times", id, c)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("delivered %d docs, want %d", len(seen), n)
+	}
+	info, _ := db.Get(context.Background(), InfoID("ra"))
+	if tasks := jsv.Slice(info["completed_tasks"]); len(tasks) != 1 || !strings.Contains(jsv.String(jsv.Map(tasks[0])["name"]), "dead") {
+		t.Errorf("completed_tasks of ra = %v", info["completed_tasks"])
+	}
+
+	cancel()
+	select {
+	case <-stopped:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the queue did not stop on cancel")
+	}
+}
