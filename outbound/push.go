@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sentinel-go/infodoc"
 	"strings"
 	"time"
 
@@ -70,9 +71,6 @@ func (r Result) String() string {
 // Done reports whether the push needs no retry.
 func (r Result) Done() bool { return r == Sent || r == Duplicate }
 
-// InfoID is the id of a doc's info doc in the sentinel db.
-func InfoID(docID string) string { return docID + "-info" }
-
 // Send builds the payload of doc for push, skips it when the info doc's
 // last completed push of that name has the same hash, POSTs it and records
 // it in completed_tasks. Failures are logged (doc id and reason, never
@@ -94,7 +92,7 @@ func (p *Pusher) send(ctx context.Context, push *Push, docID string, doc map[str
 	if err != nil {
 		return Failed, err
 	}
-	info, err := p.Sentinel.Get(ctx, InfoID(docID))
+	info, err := p.Sentinel.Get(ctx, infodoc.ID(docID))
 	if err != nil && !errors.Is(err, couch.ErrNotFound) {
 		return Failed, fmt.Errorf("read info doc: %v", err)
 	}
@@ -161,10 +159,9 @@ func LastHash(info map[string]any, name string) string {
 func AppendCompleted(ctx context.Context, store DocStore, docID string, entry map[string]any) error {
 	var lastErr error
 	for attempt := 0; attempt < 10; attempt++ {
-		info, err := store.Get(ctx, InfoID(docID))
+		info, err := store.Get(ctx, infodoc.ID(docID))
 		if errors.Is(err, couch.ErrNotFound) {
-			info = map[string]any{"_id": InfoID(docID), "type": "info", "doc_id": docID,
-				"initial_replication_date": "unknown", "latest_replication_date": "unknown"}
+			info = infodoc.New(docID)
 		} else if err != nil {
 			return fmt.Errorf("read info doc: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sentinel-go/infodoc"
 	"strings"
 	"sync"
 	"time"
@@ -339,7 +340,7 @@ func (q *Queue) process(ctx context.Context, e *entry) {
 			last = it.Last
 		} else if !ok {
 			if !e.infoRead {
-				info, err := q.Sentinel.Get(ctx, InfoID(e.docID))
+				info, err := q.Sentinel.Get(ctx, infodoc.ID(e.docID))
 				if err != nil && !errors.Is(err, couch.ErrNotFound) {
 					q.Log.Error().Str("doc_id", e.docID).Str("push", it.Name).Err(err).
 						Msgf("Failed to push %s to %s: read info doc: %v", e.docID, it.Name, err)
@@ -637,7 +638,7 @@ func (q *Queue) write(ctx context.Context, byDoc map[string]*docOps) error {
 		}
 		var ids []string
 		for id := range infos {
-			ids = append(ids, InfoID(id))
+			ids = append(ids, infodoc.ID(id))
 		}
 		for id := range tasks {
 			ids = append(ids, TaskID(id))
@@ -649,10 +650,9 @@ func (q *Queue) write(ctx context.Context, byDoc map[string]*docOps) error {
 		var docs []couch.Doc
 		var infoOf, taskOf []string // doc id per written doc ("" in the other)
 		for id, o := range infos {
-			info := cur[InfoID(id)]
+			info := cur[infodoc.ID(id)]
 			if info == nil {
-				info = map[string]any{"_id": InfoID(id), "type": "info", "doc_id": id,
-					"initial_replication_date": "unknown", "latest_replication_date": "unknown"}
+				info = infodoc.New(id)
 			}
 			tasksDone := jsv.Slice(info["completed_tasks"])
 			info["completed_tasks"] = append(append([]any{}, tasksDone...), o.appends...)

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"sentinel-go/couch"
+	"sentinel-go/infodoc"
 	"sentinel-go/jsv"
 )
 
@@ -237,7 +238,7 @@ func TestQueueDeadDestination(t *testing.T) {
 	if len(seen) != n {
 		t.Errorf("delivered %d docs, want %d", len(seen), n)
 	}
-	info, _ := db.Get(context.Background(), InfoID("ra"))
+	info, _ := db.Get(context.Background(), infodoc.ID("ra"))
 	if tasks := jsv.Slice(info["completed_tasks"]); len(tasks) != 1 || !strings.Contains(jsv.String(jsv.Map(tasks[0])["name"]), "dead") {
 		t.Errorf("completed_tasks of ra = %v", info["completed_tasks"])
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sentinel-go/infodoc"
 	"sentinel-go/transitions"
 	"time"
 
@@ -784,8 +785,8 @@ func (s *batchInfoStore) Put(ctx context.Context, doc transitions.Doc) error {
 		return s.b.failed(err)
 	}
 	err := s.sentinel.Put(ctx, doc)
-	if id, _ := doc["_id"].(string); len(id) > len("-info") && id[len(id)-len("-info"):] == "-info" {
-		docID := id[:len(id)-len("-info")]
+	id, _ := doc["_id"].(string)
+	if docID, ok := infodoc.DocID(id); ok {
 		s.b.p.recent.forget(docID)
 		if err == nil {
 			s.b.infos[docID] = jsvClone(doc)

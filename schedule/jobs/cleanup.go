@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sentinel-go/infodoc"
 	"strings"
 
 	"sentinel-go/couch"
@@ -48,7 +49,7 @@ func (j BackgroundCleanup) Run(ctx context.Context, env *Env) error {
 			return fmt.Errorf("background cleanup: %w", err)
 		}
 		for _, ch := range b.Changes {
-			if !ch.Deleted || strings.HasSuffix(ch.ID, "-info") || strings.HasPrefix(ch.ID, "_design/") {
+			if !ch.Deleted || infodoc.IsID(ch.ID) || strings.HasPrefix(ch.ID, "_design/") {
 				continue
 			}
 			if !userDBsRead {
@@ -103,7 +104,7 @@ func (j BackgroundCleanup) cleanup(ctx context.Context, env *Env, id string, use
 	targets := []struct {
 		db *couch.DB
 		id string
-	}{{env.Sentinel, id + "-info"}, {env.Main, id + "-info"}}
+	}{{env.Sentinel, infodoc.ID(id)}, {env.Main, infodoc.ID(id)}}
 	for _, u := range userDBs {
 		db := env.Client.DB(u)
 		targets = append(targets, struct {
