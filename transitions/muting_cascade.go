@@ -178,7 +178,7 @@ func (m mutingCascade) run(ctx context.Context, env *Env, root Doc) ([]Doc, erro
 	}
 	desc, err := env.Store.DescendantIDs(ctx, rootID)
 	if err != nil {
-		return nil, fmt.Errorf("find descendants of %s: %v", rootID, err)
+		return nil, fmt.Errorf("find descendants of %s: %w", rootID, err)
 	}
 	ids := []string{rootID}
 	seen := map[string]bool{rootID: true}
@@ -205,7 +205,7 @@ func (m mutingCascade) run(ctx context.Context, env *Env, root Doc) ([]Doc, erro
 func (m mutingCascade) batch(ctx context.Context, env *Env, ids []string, date string) ([]Doc, error) {
 	got, err := env.Store.GetMany(ctx, ids)
 	if err != nil {
-		return nil, fmt.Errorf("read contacts: %v", err)
+		return nil, fmt.Errorf("read contacts: %w", err)
 	}
 	var contacts []Doc
 	for _, id := range ids {
@@ -220,7 +220,7 @@ func (m mutingCascade) batch(ctx context.Context, env *Env, ids []string, date s
 		}
 		saved, err := mutingSave(ctx, env, c, func(fresh Doc) bool { return mutingUpdateContact(fresh, m.Wanted, date) })
 		if err != nil {
-			return nil, fmt.Errorf("save contact %v: %v", c["_id"], err)
+			return nil, fmt.Errorf("save contact %v: %w", c["_id"], err)
 		}
 		if saved != nil {
 			contacts[i] = saved
@@ -251,7 +251,7 @@ func (m mutingCascade) batch(ctx context.Context, env *Env, ids []string, date s
 func mutingRegistrations(ctx context.Context, env *Env, ids []string, wanted bool, report Doc) error {
 	regs, err := ValidRegistrations(ctx, env, ids)
 	if err != nil {
-		return fmt.Errorf("%v", err)
+		return err
 	}
 	today := mutingStartOfToday(env)
 	apply := func(reg Doc) bool { return mutingUpdateTasks(reg, wanted, today, env.Now, env.Location) }
@@ -265,7 +265,7 @@ func mutingRegistrations(ctx context.Context, env *Env, ids []string, wanted boo
 			continue
 		}
 		if _, err := mutingSave(ctx, env, reg, apply); err != nil {
-			return fmt.Errorf("save registration %v: %v", reg["_id"], err)
+			return fmt.Errorf("save registration %v: %w", reg["_id"], err)
 		}
 	}
 	return nil
@@ -317,7 +317,7 @@ func mutingUpdateInfo(ctx context.Context, env *Env, id string, apply func(info 
 			info, err = newInfoDoc(id), nil
 		}
 		if err != nil {
-			return fmt.Errorf("read info doc of %s: %v", id, err)
+			return fmt.Errorf("read info doc of %s: %w", id, err)
 		}
 		if !apply(info) {
 			return nil
@@ -327,7 +327,7 @@ func mutingUpdateInfo(ctx context.Context, env *Env, id string, apply func(info 
 			return nil
 		}
 		if !IsConflict(err) {
-			return fmt.Errorf("save info doc of %s: %v", id, err)
+			return fmt.Errorf("save info doc of %s: %w", id, err)
 		}
 	}
 	return fmt.Errorf("save info doc of %s: gave up after repeated conflicts", id)
