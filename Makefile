@@ -23,6 +23,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) build -o bin/errlint ./internal/lint/errlint/cmd/errlint
+	$(GO) vet -vettool=$(CURDIR)/bin/errlint ./...
 
 # Unit and integration tests: PouchDB Server is started on 127.0.0.1 for the
 # tests that need a real server (they skip without SENTINEL_TEST_COUCH).

@@ -85,11 +85,11 @@ func (e *evaluation) toJS(v any, depth int) (goja.Value, error) {
 	// document would give it.
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("unsupported value of type %T: %v", v, err)
+		return nil, fmt.Errorf("unsupported value of type %T: %w", v, err)
 	}
 	var plain any
 	if err := json.Unmarshal(b, &plain); err != nil {
-		return nil, fmt.Errorf("unsupported value of type %T: %v", v, err)
+		return nil, fmt.Errorf("unsupported value of type %T: %w", v, err)
 	}
 	return e.toJS(plain, depth)
 }

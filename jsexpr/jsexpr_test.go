@@ -399,7 +399,9 @@ func TestScriptErrors(t *testing.T) {
 		{"new RegExp('(' + 'x'.repeat(2000))", "SyntaxError: Unterminated group"},
 		{"throw new Error('x'.repeat(5000))", "Error: xxx"},
 	}
-	s := NewSandbox(Options{})
+	// Not a timeout test: the deep recursions take well over the default
+	// 100ms with -race on a busy machine.
+	s := NewSandbox(Options{Timeout: 10 * time.Second})
 	for _, c := range cases {
 		t.Run(c.src, func(t *testing.T) {
 			_, err := s.Eval(context.Background(), mustCompile(t, c.src), map[string]any{"doc": map[string]any{}})

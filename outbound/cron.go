@@ -29,7 +29,7 @@ func ParseCron(expr string) (s cron.Schedule, err error) {
 	}()
 	s, err = cronParser.Parse(sundaySeven(src))
 	if err != nil {
-		return nil, fmt.Errorf("cron %q: %v", src, err)
+		return nil, fmt.Errorf("cron %q: %w", src, err)
 	}
 	return s, nil
 }

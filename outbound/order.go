@@ -57,7 +57,7 @@ func KeyOrder(settingsJSON []byte) ([]string, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("settings JSON: %v", err)
+		return nil, fmt.Errorf("settings JSON: %w", err)
 	}
 	return jsObjectKeys(keys), nil
 }

@@ -94,7 +94,7 @@ func (p *Pusher) send(ctx context.Context, push *Push, docID string, doc map[str
 	}
 	info, err := p.Sentinel.Get(ctx, infodoc.ID(docID))
 	if err != nil && !errors.Is(err, couch.ErrNotFound) {
-		return Failed, fmt.Errorf("read info doc: %v", err)
+		return Failed, fmt.Errorf("read info doc: %w", err)
 	}
 	if LastHash(info, push.Name) == hash {
 		p.Log.Debug().Str("doc_id", docID).Str("push", push.Name).Msg("Payload already pushed: not sent again")
@@ -126,7 +126,7 @@ func (push *Push) Prepare(ctx context.Context, js *jsexpr.Sandbox, doc map[strin
 	}
 	body, err = SortedJSON(payload)
 	if err != nil {
-		return nil, "", fmt.Errorf("payload: %v", err)
+		return nil, "", fmt.Errorf("payload: %w", err)
 	}
 	hash, _ = Hash(payload)
 	return body, hash, nil
@@ -242,7 +242,7 @@ func (p *Pusher) secret(ctx context.Context, key, what string) (string, error) {
 	}
 	v, ok, err := s.Secret(ctx, key)
 	if err != nil && !ok {
-		return "", fmt.Errorf("secret %q: %v", key, err)
+		return "", fmt.Errorf("secret %q: %w", key, err)
 	}
 	if !ok {
 		return "", fmt.Errorf("no secret stored for %s %q (set %s, a %s file entry, or a CHT vault credential)", what, key, EnvName(key), FileEnv)
@@ -316,7 +316,7 @@ func (p *Pusher) musoLogin(ctx context.Context, d *Destination, a *Auth) (string
 	}
 	u, err := joinURL(d.BaseURL, a.Path)
 	if err != nil {
-		return "", fmt.Errorf("muso-sih login: %v", err)
+		return "", fmt.Errorf("muso-sih login: %w", err)
 	}
 	u.User = nil
 	form := url.Values{"login": {a.Username}, "password": {pw}}
@@ -325,7 +325,7 @@ func (p *Pusher) musoLogin(ctx context.Context, d *Destination, a *Auth) (string
 	header.Set("Accept", "application/json")
 	status, respBody, err := p.do(ctx, http.MethodPost, u, header, []byte(form.Encode()))
 	if err != nil {
-		return "", fmt.Errorf("muso-sih login: %v", err)
+		return "", fmt.Errorf("muso-sih login: %w", err)
 	}
 	if status < 200 || status > 299 {
 		return "", fmt.Errorf("muso-sih login: error response from %s: status %d", redact(u), status)
@@ -362,7 +362,7 @@ func (p *Pusher) do(ctx context.Context, method string, u *url.URL, header http.
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			return 0, nil, fmt.Errorf("%s %s: no answer within %s", method, redact(u), p.timeout())
 		}
-		return 0, nil, fmt.Errorf("%s %s: %v", method, redact(u), errorText(err))
+		return 0, nil, fmt.Errorf("%s %s: %w", method, redact(u), errorText(err))
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))

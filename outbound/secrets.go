@@ -80,7 +80,7 @@ func (e EnvSecrets) Secret(_ context.Context, key string) (string, bool, error) 
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return "", false, fmt.Errorf("read secrets file %s: %v", path, err)
+		return "", false, fmt.Errorf("read secrets file %s: %w", path, err)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(data, &m); err != nil {
@@ -134,7 +134,7 @@ func (v *Vault) Secret(ctx context.Context, key string) (string, bool, error) {
 	var doc map[string]any
 	found, err := v.getJSON(ctx, "/"+url.PathEscape(v.MainDB+"-vault")+"/"+url.PathEscape(id), &doc)
 	if err != nil {
-		return "", false, fmt.Errorf("read CHT vault: %v", err)
+		return "", false, fmt.Errorf("read CHT vault: %w", err)
 	}
 	if !found {
 		return "", false, nil
@@ -149,7 +149,7 @@ func (v *Vault) Secret(ctx context.Context, key string) (string, bool, error) {
 	}
 	plain, err := decryptVault(vaultKey(secret), stored)
 	if err != nil {
-		return "", false, fmt.Errorf("decrypt CHT vault doc %s: %v", id, err)
+		return "", false, fmt.Errorf("decrypt CHT vault doc %s: %w", id, err)
 	}
 	return plain, true, nil
 }
@@ -161,7 +161,7 @@ func (v *Vault) couchSecret(ctx context.Context) (string, error) {
 		var s any
 		found, err := v.getJSON(ctx, "/_node/_local/_config/"+section+"/secret", &s)
 		if err != nil {
-			return "", fmt.Errorf("read CouchDB secret: %v", err)
+			return "", fmt.Errorf("read CouchDB secret: %w", err)
 		}
 		if str, ok := s.(string); found && ok && str != "" {
 			return str, nil

@@ -3,6 +3,7 @@ package sms
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -324,7 +325,7 @@ func TestRapidProStatus(t *testing.T) {
 		t.Errorf("unknown broadcast: %q, %v", st, err)
 	}
 	e.pollStatus = 429
-	if _, err := s.rapidProStatus(context.Background(), e.URL, "tok", "5"); err != errRateLimited {
+	if _, err := s.rapidProStatus(context.Background(), e.URL, "tok", "5"); !errors.Is(err, errRateLimited) {
 		t.Errorf("429: %v", err)
 	}
 }

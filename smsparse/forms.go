@@ -73,7 +73,7 @@ func ParseForms(settingsJSON []byte) (*Forms, error) {
 	if !json.Valid(settingsJSON) {
 		var v any
 		err := json.Unmarshal(settingsJSON, &v)
-		return nil, fmt.Errorf("smsparse: settings: invalid JSON: %v", err)
+		return nil, fmt.Errorf("smsparse: settings: invalid JSON: %w", err)
 	}
 	_, vals, isObj, err := readObject(settingsJSON)
 	if err != nil {

@@ -2,6 +2,7 @@ package transitions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -129,7 +130,8 @@ func validate(ctx context.Context, env *Env, doc Doc, v compiledValidations, ext
 	})
 	g := env.Generator()
 	if verr != nil {
-		if re, ok := verr.(*validation.RuleError); ok {
+		var re *validation.RuleError
+		if errors.As(verr, &re) {
 			msg := re.Message()
 			messages.AddError(doc, "invalid_report", msg)
 			_, _ = g.Add(doc, messages.Spec{Message: msg, Recipient: "reporting_unit"}, extra, messages.AddOptions{})

@@ -44,7 +44,7 @@ func (t *markForOutbound) Run(ctx context.Context, env *Env, c *Change) (bool, e
 		p := t.cfg.Get(name)
 		ok, err := p.Relevant(ctx, env.JS, c.Doc)
 		if err != nil {
-			return false, fmt.Errorf("relevant_to of outbound push %q: %v", name, err)
+			return false, fmt.Errorf("relevant_to of outbound push %q: %w", name, err)
 		}
 		if ok {
 			relevant = append(relevant, p)
@@ -129,7 +129,7 @@ func (t *markForOutbound) DryRun(ctx context.Context, env *Env, c *Change) ([]st
 		p := t.cfg.Get(name)
 		ok, err := p.Relevant(ctx, env.JS, c.Doc)
 		if err != nil {
-			return nil, fmt.Errorf("relevant_to of outbound push %q: %v", name, err)
+			return nil, fmt.Errorf("relevant_to of outbound push %q: %w", name, err)
 		}
 		dest := "(no usable destination)"
 		if p.Destination != nil {

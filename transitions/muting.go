@@ -241,7 +241,7 @@ func (t *muting) runReport(ctx context.Context, env *Env, c *Change, doc Doc, re
 	cascade := mutingCascade{Wanted: wanted, ReportID: reportID, Report: doc}
 	contacts, err := cascade.run(ctx, env, mutingRoot(target, wanted))
 	if err != nil {
-		return false, fmt.Errorf("%s %v: %v", mutingVerb(wanted), target["_id"], err)
+		return false, fmt.Errorf("%s %v: %w", mutingVerb(wanted), target["_id"], err)
 	}
 	t.message(env, doc, mutingVerb(wanted), replaying)
 	if clientSide && !replaying {
@@ -261,15 +261,15 @@ func (t *muting) replay(ctx context.Context, env *Env, c *Change, ids []string) 
 	for _, id := range ids {
 		if id == c.ID {
 			if err := mutingRefreshSubjects(ctx, env, c.Doc); err != nil {
-				return fmt.Errorf("replay %s: %v", id, err)
+				return fmt.Errorf("replay %s: %w", id, err)
 			}
 			if _, err := t.runReport(ctx, env, c, c.Doc, true); err != nil {
-				return fmt.Errorf("replay %s: %v", id, err)
+				return fmt.Errorf("replay %s: %w", id, err)
 			}
 			continue
 		}
 		if err := t.replayOne(ctx, env, c, id); err != nil {
-			return fmt.Errorf("replay %s: %v", id, err)
+			return fmt.Errorf("replay %s: %w", id, err)
 		}
 	}
 	return nil
@@ -333,7 +333,7 @@ func (t *muting) replayOne(ctx context.Context, env *Env, c *Change, id string) 
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("save: %v", err)
+			return fmt.Errorf("save: %w", err)
 		}
 		record := map[string]any{"last_rev": rev, "seq": nil, "ok": true, "run_date": ISO(env.Now)}
 		return mutingUpdateInfo(ctx, env, id, func(info Doc) bool {
@@ -394,7 +394,7 @@ func mutingAncestorReport(ctx context.Context, env *Env, contact Doc) (string, e
 			return "", nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("read info doc of %s: %v", id, err)
+			return "", fmt.Errorf("read info doc of %s: %w", id, err)
 		}
 		hist := jsv.Slice(info["muting_history"])
 		if len(hist) == 0 {

@@ -179,7 +179,7 @@ func (m mutingCascade) run(ctx context.Context, env *Env, root Doc) ([]Doc, erro
 	}
 	desc, err := env.Store.DescendantIDs(ctx, rootID)
 	if err != nil {
-		return nil, fmt.Errorf("find descendants of %s: %v", rootID, err)
+		return nil, fmt.Errorf("find descendants of %s: %w", rootID, err)
 	}
 	ids := []string{rootID}
 	seen := map[string]bool{rootID: true}
@@ -206,7 +206,7 @@ func (m mutingCascade) run(ctx context.Context, env *Env, root Doc) ([]Doc, erro
 func (m mutingCascade) batch(ctx context.Context, env *Env, ids []string, date string) ([]Doc, error) {
 	got, err := env.Store.GetMany(ctx, ids)
 	if err != nil {
-		return nil, fmt.Errorf("read contacts: %v", err)
+		return nil, fmt.Errorf("read contacts: %w", err)
 	}
 	var contacts []Doc
 	for _, id := range ids {
@@ -221,7 +221,7 @@ func (m mutingCascade) batch(ctx context.Context, env *Env, ids []string, date s
 		}
 		saved, err := mutingSave(ctx, env, c, func(fresh Doc) bool { return mutingUpdateContact(fresh, m.Wanted, date) })
 		if err != nil {
-			return nil, fmt.Errorf("save contact %v: %v", c["_id"], err)
+			return nil, fmt.Errorf("save contact %v: %w", c["_id"], err)
 		}
 		if saved != nil {
 			contacts[i] = saved
@@ -252,7 +252,7 @@ func (m mutingCascade) batch(ctx context.Context, env *Env, ids []string, date s
 func mutingRegistrations(ctx context.Context, env *Env, ids []string, wanted bool, report Doc) error {
 	regs, err := registrations.Valid(ctx, env.Store, env.Settings(), ids)
 	if err != nil {
-		return fmt.Errorf("%v", err)
+		return err
 	}
 	today := mutingStartOfToday(env)
 	apply := func(reg Doc) bool { return mutingUpdateTasks(reg, wanted, today, env.Now, env.Location) }
@@ -266,7 +266,7 @@ func mutingRegistrations(ctx context.Context, env *Env, ids []string, wanted boo
 			continue
 		}
 		if _, err := mutingSave(ctx, env, reg, apply); err != nil {
-			return fmt.Errorf("save registration %v: %v", reg["_id"], err)
+			return fmt.Errorf("save registration %v: %w", reg["_id"], err)
 		}
 	}
 	return nil
@@ -318,7 +318,7 @@ func mutingUpdateInfo(ctx context.Context, env *Env, id string, apply func(info 
 			info, err = newInfoDoc(id), nil
 		}
 		if err != nil {
-			return fmt.Errorf("read info doc of %s: %v", id, err)
+			return fmt.Errorf("read info doc of %s: %w", id, err)
 		}
 		if !apply(info) {
 			return nil
@@ -328,7 +328,7 @@ func mutingUpdateInfo(ctx context.Context, env *Env, id string, apply func(info 
 			return nil
 		}
 		if !IsConflict(err) {
-			return fmt.Errorf("save info doc of %s: %v", id, err)
+			return fmt.Errorf("save info doc of %s: %w", id, err)
 		}
 	}
 	return fmt.Errorf("save info doc of %s: gave up after repeated conflicts", id)

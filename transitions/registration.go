@@ -60,7 +60,7 @@ func parseParams(v any) (any, error) {
 		if strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[") {
 			var out any
 			if err := json.Unmarshal([]byte(s), &out); err != nil {
-				return nil, fmt.Errorf("params are not valid JSON: %v", err)
+				return nil, fmt.Errorf("params are not valid JSON: %w", err)
 			}
 			return out, nil
 		}

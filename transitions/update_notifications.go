@@ -163,7 +163,7 @@ func (t *updateNotifications) Run(ctx context.Context, env *Env, c *Change) (boo
 	if jsv.Truthy(target["muted"]) != wanted {
 		cascade := mutingCascade{Wanted: wanted, ReportID: c.ID, Report: doc}
 		if _, err := cascade.run(ctx, env, mutingRoot(target, wanted)); err != nil {
-			return false, fmt.Errorf("%s %v: %v", mutingVerb(wanted), target["_id"], err)
+			return false, fmt.Errorf("%s %v: %w", mutingVerb(wanted), target["_id"], err)
 		}
 	}
 	t.notify(env, doc, event)

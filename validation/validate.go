@@ -12,6 +12,7 @@ package validation
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"sentinel-go/jsv"
@@ -75,8 +76,8 @@ func (e *RuleError) Unwrap() error { return e.Err }
 // form of a parse error is not specified; it is given as
 // {"message": …, "name": "SyntaxError"} so that the reply says what is wrong.
 func (e *RuleError) JSON() string {
-	pe, ok := e.Err.(*ParseError)
-	if !ok {
+	var pe *ParseError
+	if !errors.As(e.Err, &pe) {
 		return "{}"
 	}
 	b, _ := json.Marshal(struct {

@@ -36,7 +36,7 @@ func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2

@@ -47,7 +47,7 @@ func ParseCron(expr string) (Schedule, error) {
 	}
 	s, err := parseCronSafe(normalizeDow(src))
 	if err != nil {
-		return Schedule{}, fmt.Errorf("cron %q: %v", src, err)
+		return Schedule{}, fmt.Errorf("cron %q: %w", src, err)
 	}
 	if _, ok := s.(*cron.SpecSchedule); !ok {
 		return Schedule{}, fmt.Errorf("cron %q: not a fixed-time schedule", src)

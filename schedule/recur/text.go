@@ -340,14 +340,14 @@ func ParseText(expr string) (Schedule, error) {
 	src := strings.TrimSpace(expr)
 	toks, err := tokenize(strings.ToLower(src))
 	if err != nil {
-		return Schedule{}, fmt.Errorf("text_expression %q: %v", src, err)
+		return Schedule{}, fmt.Errorf("text_expression %q: %w", src, err)
 	}
 	p := &parser{src: src, toks: toks}
 	var alts []*textSched
 	for {
 		t, err := p.schedule()
 		if err != nil {
-			return Schedule{}, fmt.Errorf("text_expression %q: %v", src, err)
+			return Schedule{}, fmt.Errorf("text_expression %q: %w", src, err)
 		}
 		alts = append(alts, t)
 		if tk := p.peek(0); isWord(tk, "also") {
