@@ -24,7 +24,7 @@ func isViewContact(doc Doc) bool {
 	return viewContactTypes[t]
 }
 
-// emits is the views' test of a shortcode value: defined, not null, not ''.
+// emits is the views' test of a shortcode value: defined, not null, not ”.
 func emits(v any) bool {
 	if v == nil {
 		return false
@@ -386,7 +386,9 @@ func (d *DB) ReportsByFormAndParent(_ context.Context, form, parentID string) ([
 			rows = append(rows, doc)
 		}
 	}
-	sort.SliceStable(rows, func(i, j int) bool { return collate(orZero(rows[i]["reported_date"]), orZero(rows[j]["reported_date"])) < 0 })
+	sort.SliceStable(rows, func(i, j int) bool {
+		return collate(orZero(rows[i]["reported_date"]), orZero(rows[j]["reported_date"])) < 0
+	})
 	out := make([]Doc, len(rows))
 	for i, r := range rows {
 		out[i] = clone(r)
