@@ -24,7 +24,7 @@ func isViewContact(doc Doc) bool {
 	return viewContactTypes[t]
 }
 
-// emits is the views' test of a shortcode value: defined, not null, not ”.
+// emits is the views' test of a shortcode value: defined, not null, not the empty string.
 func emits(v any) bool {
 	if v == nil {
 		return false
