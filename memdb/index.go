@@ -64,8 +64,8 @@ func cachedBody(doc Doc) bool {
 	return isViewContact(doc) || doc["_id"] == couch.ShortcodeLengthID
 }
 
-// Indexed reports whether the lookup index is on (Deferring).
-func (d *DB) Indexed() bool { return d.Deferring }
+// Indexed reports whether the lookup index is on (Deferring) and not hidden.
+func (d *DB) Indexed() bool { return d.Deferring && !d.HideIndex }
 
 // Observe records a doc's new version in the index (a doc of the feed, or a
 // write the pipeline holds back); a doc with `_deleted: true` is removed

@@ -26,7 +26,8 @@
 // shortcodes and contact reads see the versions Observe'd (the feed's docs,
 // writes held back by the pipeline) and the DB's own writes, not the writes
 // of other writers until they are observed. Without Deferring every lookup
-// scans the stored docs, as the views do.
+// scans the stored docs, as the views do. HideIndex keeps the index but
+// turns group commit off.
 //
 // Hooks: Fail is called at every store call and may fail it; the Writer
 // methods (Save, SaveBulk, Edit, Delete) are another writer, bypassing Fail
@@ -58,6 +59,11 @@ type DB struct {
 	// Deferring turns the lookup index on (Indexed() reports it): the
 	// pipeline then holds writes back. Set it before the first call.
 	Deferring bool
+	// HideIndex makes Indexed() report false while the index stays on: the
+	// pipeline writes one change at a time, with the same lookups as a
+	// Deferring db (a test comparing group commit with one-at-a-time then
+	// compares only that).
+	HideIndex bool
 	// Fail, when set, is called at the start of every store call (not the
 	// Writer methods) with the operation's name (the method name) and its
 	// doc id, lookup key or ids joined by ","; a non-nil error fails the call.
@@ -87,7 +93,7 @@ func New(name string) *DB { return &DB{Name: name, docs: map[string]*entry{}} }
 func (d *DB) Clone() *DB {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	c := &DB{Name: d.Name, Deferring: d.Deferring, docs: make(map[string]*entry, len(d.docs)), seq: d.seq,
+	c := &DB{Name: d.Name, Deferring: d.Deferring, HideIndex: d.HideIndex, docs: make(map[string]*entry, len(d.docs)), seq: d.seq,
 		log: append([]string(nil), d.log...), created: d.created}
 	for id, e := range d.docs {
 		ce := *e
