@@ -78,7 +78,8 @@ type DB struct {
 }
 
 type entry struct {
-	doc     Doc // nil when deleted
+	doc     Doc    // nil when deleted; never modified
+	body    []byte // doc's JSON without _rev
 	rev     string
 	gen     int
 	seq     int
@@ -172,6 +173,8 @@ func (d *DB) write(doc Doc) error {
 		ne.deleted = true
 	} else {
 		stored := clone(doc)
+		delete(stored, "_rev")
+		ne.body, _ = json.Marshal(stored)
 		stored["_rev"] = newRev
 		ne.doc = stored
 	}
@@ -372,6 +375,20 @@ func (d *DB) All() map[string]Doc {
 	for id, e := range d.docs {
 		if !e.deleted {
 			out[id] = clone(e.doc)
+		}
+	}
+	return out
+}
+
+// Bodies returns the JSON of every stored (not deleted) doc without its
+// _rev, by id: what a test compares.
+func (d *DB) Bodies() map[string][]byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string][]byte, len(d.docs))
+	for id, e := range d.docs {
+		if !e.deleted {
+			out[id] = e.body
 		}
 	}
 	return out

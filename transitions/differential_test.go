@@ -34,7 +34,6 @@ package transitions_test
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -305,23 +304,13 @@ type snapshot struct {
 	tombstones []string
 }
 
-func canon(d memdb.Doc) string {
-	d = jsv.CloneMap(d)
-	delete(d, "_rev")
-	b, err := json.Marshal(d)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
-
 func snap(e *engine) snapshot {
 	s := snapshot{main: map[string]string{}, info: map[string]string{}, tombstones: e.main.Tombstones()}
-	for id, d := range e.main.All() {
-		s.main[id] = canon(d)
+	for id, b := range e.main.Bodies() {
+		s.main[id] = string(b)
 	}
-	for id, d := range e.sentinel.All() {
-		s.info[id] = canon(d)
+	for id, b := range e.sentinel.Bodies() {
+		s.info[id] = string(b)
 	}
 	return s
 }
