@@ -1,0 +1,300 @@
+package transitions_test
+
+// Fault-injection matrix: for each transition of the differential test's
+// settings, a batch that makes it run; every store call of that batch (main
+// and sentinel db, recorded in a clean run) is failed once, with a 503 and
+// with a network-style error (status 502, as kivik reports a cut
+// connection). The daemon's loop retries a change whose processing returned
+// an error, then the feed is drained with no fault: the final docs and info
+// docs must equal those of the clean run. A failure that the engine reports
+// as success and that loses an effect shows up as a difference.
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"sentinel-go/couch"
+	"sentinel-go/memdb"
+)
+
+// knownFaultBugs are (scenario, call) failures found and not fixed yet:
+// logged, not failed, while listed. Keys are "scenario/op" ("*": any call
+// the transition makes). Delete an entry once the engine is fixed.
+var knownFaultBugs = map[string]string{
+	// Known (another helper fixes the %v wraps), and found by this matrix:
+	// every store call of muting (DescendantIDs, GetMany, Put of contacts,
+	// ReportsBySubject, the sentinel Get/Put of muting_history) loses part
+	// of the mute or unmute when it fails once; mostly no error is returned
+	// (the change is checkpointed), and when one is (a contact's Put), the
+	// retry does not redo what the first attempt left half done.
+	"muting-patient/*": "muting: a failed store call is recorded as success or leaves a partial cascade",
+	"muting-place/*":   "muting: a failed store call is recorded as success or leaves a partial cascade",
+	"unmuting-place/*": "muting: a failed store call is recorded as success or leaves a partial cascade",
+	// Found: as the spec says ("a failed bulk save is logged and the run
+	// counts as unchanged"), but the duplicates are then never deleted: the
+	// info doc records the report as processed.
+	"update_scheduled_reports/BulkDocs": "update_scheduled_reports: a failed bulk delete is not retried",
+}
+
+func knownFault(scenario, op string) (string, bool) {
+	if r, ok := knownFaultBugs[scenario+"/"+op]; ok {
+		return r, true
+	}
+	r, ok := knownFaultBugs[scenario+"/*"]
+	return r, ok
+}
+
+// faultWorld is one daemon (group commit on or off) over memdbs.
+type faultWorld struct {
+	t       *testing.T
+	e       *engine
+	grouped bool
+	since   int
+}
+
+func newFaultWorld(t *testing.T, grouped bool) *faultWorld {
+	main, sentinel := memdb.New("medic"), memdb.New("medic-sentinel")
+	main.Deferring, main.HideIndex = true, !grouped
+	if err := main.Save(seedDocs()...); err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEngine(main, sentinel, diffSettings(), diffTranslations, diffT0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &faultWorld{t: t, e: e, grouped: grouped}
+	w.drain()
+	return w
+}
+
+func (w *faultWorld) clone() *faultWorld {
+	e, err := newEngine(w.e.main.Clone(), w.e.sentinel.Clone(), diffSettings(), diffTranslations, diffT0)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return &faultWorld{t: w.t, e: e, grouped: w.grouped, since: w.since}
+}
+
+func (w *faultWorld) seedFor(ch couch.Change) {
+	(&diffWorld{t: w.t, seed: 99}).seedFor(ch)
+}
+
+// batch processes the next feed batch (all of it) as the daemon does.
+func (w *faultWorld) batch() (batchResult, bool) {
+	fb := w.e.main.Changes(w.since, 500)
+	if len(fb.Changes) == 0 {
+		return batchResult{}, false
+	}
+	h := hooks{before: w.seedFor}
+	var r batchResult
+	if w.grouped {
+		r = w.e.runGrouped(context.Background(), fb.Changes, h)
+	} else {
+		r = w.e.runOneAtATime(context.Background(), fb.Changes, h)
+	}
+	if r.flushed {
+		fmt.Sscan(fb.LastSeq, &w.since)
+	}
+	return r, true
+}
+
+func (w *faultWorld) drain() {
+	for range 20 {
+		if _, more := w.batch(); !more {
+			return
+		}
+	}
+	w.t.Fatal("feed does not settle")
+}
+
+func (w *faultWorld) state() snapshot { return snap(w.e) }
+
+func sameSnapshot(a, b snapshot) []string {
+	var out []string
+	cmp := func(db string, x, y map[string]string) {
+		for id, v := range x {
+			if y[id] != v {
+				out = append(out, fmt.Sprintf("%s %s:\n  with fault: %s\n  clean:      %s", db, id, orMissing(v), orMissing(y[id])))
+			}
+		}
+		for id, v := range y {
+			if _, ok := x[id]; !ok {
+				out = append(out, fmt.Sprintf("%s %s:\n  with fault: (missing)\n  clean:      %s", db, id, v))
+			}
+		}
+	}
+	cmp("main", a.main, b.main)
+	cmp("sentinel", a.info, b.info)
+	if strings.Join(a.tombstones, ",") != strings.Join(b.tombstones, ",") {
+		out = append(out, fmt.Sprintf("tombstones: with fault %v, clean %v", a.tombstones, b.tombstones))
+	}
+	return out
+}
+
+// faultScenario prepares a world (setup, drained) and then writes the docs
+// of the batch under test (act).
+type faultScenario struct {
+	name  string
+	setup func(w *faultWorld)
+	act   func(w *faultWorld)
+}
+
+func smsReport(id, form, phone string, fields map[string]any) memdb.Doc {
+	return memdb.Doc{"_id": id, "type": "data_record", "form": form, "from": phone, "fields": fields,
+		"sms_message": map[string]any{"from": phone, "form": form, "message": form}, "reported_date": diffMs(time.Hour)}
+}
+
+func appReport(id, form, clinic string, fields map[string]any) memdb.Doc {
+	return memdb.Doc{"_id": id, "type": "data_record", "form": form, "fields": fields,
+		"contact": map[string]any{"_id": chwOf(clinic, 1), "parent": lineageOf(clinic)}, "reported_date": diffMs(2 * time.Hour)}
+}
+
+func registered(w *faultWorld) {
+	if err := w.e.main.Save(appReport("reg-1", "REG", "c1", map[string]any{"patient_name": "Ann"})); err != nil {
+		w.t.Fatal(err)
+	}
+	w.drain()
+}
+
+func patientCode(w *faultWorld) string {
+	return fmt.Sprint(w.e.main.Peek("reg-1")["patient_id"])
+}
+
+func save(w *faultWorld, docs ...memdb.Doc) {
+	if err := w.e.main.SaveBulk(docs...); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+var faultScenarios = []faultScenario{
+	{"registration", nil, func(w *faultWorld) {
+		save(w, smsReport("reg-2", "REG", chwPhone("c2", 1), map[string]any{"patient_name": "Bob"}))
+	}},
+	{"accept_patient_reports", registered, func(w *faultWorld) {
+		save(w, appReport("visit-1", "VISIT", "c1", map[string]any{"patient_id": patientCode(w)}))
+	}},
+	{"muting-patient", registered, func(w *faultWorld) {
+		save(w, appReport("mute-1", "MUTE", "c1", map[string]any{"patient_id": patientCode(w)}))
+	}},
+	{"muting-place", registered, func(w *faultWorld) {
+		save(w, appReport("mute-2", "MUTE", "c2", map[string]any{"place_id": fmt.Sprint(w.e.main.Peek("c1")["place_id"])}))
+	}},
+	{"unmuting-place", func(w *faultWorld) {
+		registered(w)
+		save(w, appReport("mute-2", "MUTE", "c2", map[string]any{"place_id": fmt.Sprint(w.e.main.Peek("c1")["place_id"])}))
+		w.drain()
+	}, func(w *faultWorld) {
+		save(w, appReport("unmute-2", "UNMUTE", "c2", map[string]any{"patient_id": patientCode(w)}))
+	}},
+	{"update_scheduled_reports", func(w *faultWorld) {
+		save(w, appReport("monthly-1", "MONTHLY", "c1", map[string]any{"year": 2024, "month": 4}))
+		w.drain()
+	}, func(w *faultWorld) {
+		save(w, appReport("monthly-2", "MONTHLY", "c1", map[string]any{"year": 2024, "month": 4}))
+	}},
+	{"update_clinics+default_responses", nil, func(w *faultWorld) {
+		save(w, smsReport("sms-1", "XYZ", chwPhone("c3", 2), map[string]any{}))
+	}},
+	{"generate_shortcode_on_contacts", nil, func(w *faultWorld) {
+		save(w, memdb.Doc{"_id": "new-person", "type": "person", "name": "New", "parent": lineageOf("c4"), "reported_date": diffMs(time.Hour)},
+			memdb.Doc{"_id": "new-clinic", "type": "clinic", "name": "New clinic", "parent": lineageOf("hc2"), "reported_date": diffMs(time.Hour)})
+	}},
+}
+
+// call is one store call of a batch.
+type call struct{ db, op, id string }
+
+// record sets hooks on both dbs of w: each call is passed to fn, which may fail it.
+func record(w *faultWorld, fn func(c call) error) {
+	w.e.main.Fail = func(op, id string) error { return fn(call{"main", op, id}) }
+	w.e.sentinel.Fail = func(op, id string) error { return fn(call{"sentinel", op, id}) }
+}
+
+func unrecord(w *faultWorld) { w.e.main.Fail, w.e.sentinel.Fail = nil, nil }
+
+var faultKinds = []struct {
+	name string
+	err  func(c call) error
+}{
+	{"503", func(c call) error {
+		return &couch.Error{What: strings.ToLower(c.op) + " " + c.id, Status: 503, Msg: "Service Unavailable"}
+	}},
+	{"network", func(c call) error {
+		return &couch.Error{What: strings.ToLower(c.op) + " " + c.id, Status: 502, Msg: "read tcp 127.0.0.1:5984: connection reset by peer"}
+	}},
+}
+
+func TestFaultMatrix(t *testing.T) {
+	for _, grouped := range []bool{true, false} {
+		mode := "one-at-a-time"
+		if grouped {
+			mode = "grouped"
+		}
+		for _, sc := range faultScenarios {
+			t.Run(mode+"/"+sc.name, func(t *testing.T) {
+				base := newFaultWorld(t, grouped)
+				if sc.setup != nil {
+					sc.setup(base)
+				}
+				sc.act(base)
+				// The clean run: its calls, and the final state.
+				clean := base.clone()
+				var calls []call
+				record(clean, func(c call) error { calls = append(calls, c); return nil })
+				if r, _ := clean.batch(); r.failed() {
+					t.Fatalf("clean run failed: %v", r.errs)
+				}
+				unrecord(clean)
+				clean.drain()
+				want := clean.state()
+				failures := 0
+				failing := map[string]bool{}
+				for i, c := range calls {
+					for _, kind := range faultKinds {
+						w := base.clone()
+						n := 0
+						record(w, func(got call) error {
+							n++
+							if n == i+1 {
+								return kind.err(got)
+							}
+							return nil
+						})
+						r, _ := w.batch()
+						unrecord(w)
+						w.drain()
+						diffs := sameSnapshot(w.state(), want)
+						if diffs == nil {
+							continue
+						}
+						failing[fmt.Sprintf("%s %s.%s (error returned: %v)", kind.name, c.db, c.op, r.failed())] = true
+						shown := diffs
+						if len(shown) > 3 {
+							shown = shown[:3]
+						}
+						msg := fmt.Sprintf("%s fault at call %d (%s %s %s): error returned: %v; %d docs differ from the clean run\n%s",
+							kind.name, i+1, c.db, c.op, c.id, r.failed(), len(diffs), strings.Join(shown, "\n"))
+						if reason, known := knownFault(sc.name, c.op); known {
+							t.Logf("known bug (%s): %s", reason, msg)
+							continue
+						}
+						failures++
+						if failures <= 4 {
+							t.Error(msg)
+						}
+					}
+				}
+				var fs []string
+				for f := range failing {
+					fs = append(fs, f)
+				}
+				sort.Strings(fs)
+				t.Logf("%d calls x %d kinds, %d unexplained failures; failing: %s", len(calls), len(faultKinds), failures, strings.Join(fs, "; "))
+			})
+		}
+	}
+}
