@@ -9,13 +9,14 @@ import (
 
 	"sentinel-go/couch"
 	"sentinel-go/memdb"
+	"sentinel-go/pipeline"
 	"sentinel-go/transitions"
 )
 
 var (
-	_ transitions.Store          = (*memdb.DB)(nil)
-	_ transitions.InfoStore      = (*memdb.DB)(nil)
-	_ transitions.DeferringStore = (*memdb.DB)(nil)
+	_ transitions.Store       = (*memdb.DB)(nil)
+	_ transitions.InfoStore   = (*memdb.DB)(nil)
+	_ pipeline.DeferringStore = (*memdb.DB)(nil)
 )
 
 var ctx = context.Background()

@@ -1,4 +1,4 @@
-package transitions_test
+package pipeline_test
 
 // Differential test (STYLE.md: "Prove batching equal to one-at-a-time"):
 // random workloads from a seed run through two identical worlds, one with
@@ -57,15 +57,6 @@ import (
 // the divergences it explains are logged, not failed; delete the entry once
 // the engine is fixed (the tests then fail if it is not).
 var knownBugs = map[string]string{
-	"staleFeedBody": "within one batch the grouped engine runs a transition on the stale feed body of a doc " +
-		"an earlier change of the batch deleted or changed (update_scheduled_reports duplicates saved together " +
-		"all end up deleted)",
-	// Found by this test: commitDocs leaves the docs created by held-back
-	// changes in the batch's overlay, without their _rev, after writing
-	// them; a later change of the batch that writes such a doc (muting a
-	// place cascading to a patient registered earlier in the batch) reads
-	// the overlay copy and gets a 409: the cascade misses the patient.
-	"createdDocsStayInOverlay": "a doc created by a held-back change is read back without its _rev later in the batch",
 	// Found by this test: another writer edits a registration report while
 	// its save is held back; the save conflicts and the change is processed
 	// again (Redo) at the new revision, after its created patient was
