@@ -57,12 +57,6 @@ import (
 // the divergences it explains are logged, not failed; delete the entry once
 // the engine is fixed (the tests then fail if it is not).
 var knownBugs = map[string]string{
-	// Found by this test: another writer edits a registration report while
-	// its save is held back; the save conflicts and the change is processed
-	// again (Redo) at the new revision, after its created patient was
-	// already written: a second patient (id from the new revision, a new
-	// shortcode) is created, and the report points at it.
-	"redoCreatesSecondContact": "a registration redone after a conflict creates a second patient",
 }
 
 // knownDivergence names the known bug that explains r, if any.

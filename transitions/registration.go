@@ -613,10 +613,12 @@ func createContact(ctx context.Context, env *Env, c *Change, contact Doc, name a
 			contact["date_of_birth"] = bd
 		}
 	}
-	// The id derives from the report and its revision, so that a change
-	// replayed after a crash finds the contact it created instead of creating
-	// a second one (the feed is at-least-once).
-	contact["_id"] = CreatedContactID(c.ID, c.Rev, subjectKey)
+	// The id derives from the report, so that a change replayed after a
+	// crash, or processed again after another writer changed the report
+	// while its save was pending (a new revision), finds the contact it
+	// created instead of creating a second one. Registration runs once per
+	// report, so one id per report and kind is enough.
+	contact["_id"] = CreatedContactID(c.ID, subjectKey)
 	if _, err := env.Store.Create(ctx, contact); err != nil {
 		if !IsConflict(err) {
 			return fmt.Errorf("create %s: %w", subjectKey, err)
@@ -637,9 +639,11 @@ func createContact(ctx context.Context, env *Env, c *Change, contact Doc, name a
 }
 
 // CreatedContactID is the id of the person or place a registration creates:
-// a name-based UUID of the report id, its revision and the subject kind.
-func CreatedContactID(reportID, rev, kind string) string {
-	return uuid.NewSHA1(createdNamespace, []byte(reportID+"\x00"+rev+"\x00"+kind)).String()
+// a name-based UUID of the report id and the subject kind. (It used to
+// include the report's revision: a report processed again at another
+// revision then created a second contact.)
+func CreatedContactID(reportID, kind string) string {
+	return uuid.NewSHA1(createdNamespace, []byte(reportID+"\x00"+kind)).String()
 }
 
 // createdNamespace is the UUID namespace of contacts created by registrations.
