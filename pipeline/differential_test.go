@@ -56,8 +56,7 @@ import (
 // knownBugs are engine bugs being fixed elsewhere. While an entry is here,
 // the divergences it explains are logged, not failed; delete the entry once
 // the engine is fixed (the tests then fail if it is not).
-var knownBugs = map[string]string{
-}
+var knownBugs = map[string]string{}
 
 // knownDivergence names the known bug that explains r, if any.
 func knownDivergence(r caseResult) string {
