@@ -37,8 +37,10 @@ func (d *Daemon) newOutbox() *outbound.Queue {
 // durable (their task docs) before the checkpoint passes those changes.
 func (d *Daemon) syncOutbound(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+	started := time.Now()
 	err := d.outbox.Sync(pctx)
 	cancel()
+	d.log.Debug().Str("component", "outbound").Int64("took_ms", time.Since(started).Milliseconds()).AnErr("error", err).Msg("Outbound pushes made durable")
 	if err != nil {
 		return d.retry(ctx, "queue the outbound pushes", d.outbox.Sync)
 	}
