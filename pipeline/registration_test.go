@@ -14,27 +14,6 @@ import (
 	"sentinel-go/jsexpr"
 )
 
-func fmtAny(v any) string {
-	switch x := v.(type) {
-	case []any:
-		s := "["
-		for i, e := range x {
-			if i > 0 {
-				s += " "
-			}
-			s += e.(string)
-		}
-		return s + "]"
-	case map[string]any:
-		s := "map["
-		for k, v := range x {
-			s += k + ":" + v.(string)
-		}
-		return s + "]"
-	}
-	return "?"
-}
-
 // TestRegistrationAgainstServer runs a whole registration through the
 // processor against the real server: a person is created under the
 // submitter's clinic, schedules are assigned and a reply is queued.
