@@ -24,15 +24,7 @@ import (
 // knownFaultBugs are (scenario, call) failures found and not fixed yet:
 // logged, not failed, while listed. Keys are "scenario/op" ("*": any call
 // the transition makes). Delete an entry once the engine is fixed.
-var knownFaultBugs = map[string]string{
-	// The failure fails the change now (the engine's store wrapper sees it),
-	// but the retry does not finish what the first attempt left half done:
-	// the contact is already muted, so the retry answers "Already muted"
-	// and skips the rest of the cascade (registrations' tasks, history).
-	"muting-patient/*": "muting: the retry after a failed store call does not finish a partial cascade",
-	"muting-place/*":   "muting: the retry after a failed store call does not finish a partial cascade",
-	"unmuting-place/*": "muting: the retry after a failed store call does not finish a partial cascade",
-}
+var knownFaultBugs = map[string]string{}
 
 func knownFault(scenario, op string) (string, bool) {
 	if r, ok := knownFaultBugs[scenario+"/"+op]; ok {

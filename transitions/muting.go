@@ -229,7 +229,14 @@ func (t *muting) runReport(ctx context.Context, env *Env, c *Change, doc Doc, re
 		return failed, err
 	}
 	clientSide := jsv.Truthy(jsv.Map(doc["client_side_transitions"])["muting"])
-	if jsv.Truthy(target["muted"]) == wanted && !clientSide {
+	reportID, _ := doc["_id"].(string)
+	start, err := mutingPlan(ctx, env, target, wanted, reportID)
+	if err != nil {
+		return false, fmt.Errorf("%s %v: %w", mutingVerb(wanted), target["_id"], err)
+	}
+	// Already in the wanted state, unless by an interrupted attempt of this
+	// very report, which is finished instead (mutingStart).
+	if jsv.Truthy(target["muted"]) == wanted && !clientSide && !start.Resuming {
 		if wanted {
 			t.message(env, doc, "already_muted", replaying)
 		} else {
@@ -237,9 +244,9 @@ func (t *muting) runReport(ctx context.Context, env *Env, c *Change, doc Doc, re
 		}
 		return true, nil
 	}
-	reportID, _ := doc["_id"].(string)
-	cascade := mutingCascade{Wanted: wanted, ReportID: reportID, Report: doc}
-	contacts, err := cascade.run(ctx, env, mutingRoot(target, wanted))
+	targetID, _ := target["_id"].(string)
+	cascade := mutingCascade{Wanted: wanted, ReportID: reportID, Report: doc, Target: targetID, Date: start.Date}
+	contacts, err := cascade.run(ctx, env, start.Root)
 	if err != nil {
 		return false, fmt.Errorf("%s %v: %w", mutingVerb(wanted), target["_id"], err)
 	}
