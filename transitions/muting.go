@@ -152,7 +152,7 @@ func mutingNewUnderMuted(env *Env, contact, info Doc) bool {
 	if jsv.Truthy(contact["muted"]) || mutingClientSide(contact) {
 		return false
 	}
-	if h, ok := info["muting_history"]; ok && h != nil {
+	if h, ok := info["muting_history"]; ok && h != nil && !mutingInterruptedNew(info) {
 		return false
 	}
 	replicated, validReplication := mutingTime(info["initial_replication_date"], env.Location)
@@ -169,6 +169,21 @@ func mutingNewUnderMuted(env *Env, contact, info Doc) bool {
 		}
 	}
 	return false
+}
+
+// mutingInterruptedNew reports whether info's muting_history is only the
+// entry Behaviour B writes for a new contact under a muted ancestor: one
+// entry, muted. Behaviour B writes it before the pipeline saves the contact
+// as muted, so when that save (or any later call) fails, the retry finds the
+// contact still unmuted with this entry: the contact is still new under a
+// muted ancestor, and the retry finishes the job (the entry is not appended
+// again: same muted and report_id) instead of leaving the contact unmuted.
+// A deliberate reading of "its info doc has no muting_history" that allows
+// resuming; the spec's other conditions (no `muted`, a muted ancestor, not
+// client-side) still apply.
+func mutingInterruptedNew(info Doc) bool {
+	hist, _ := info["muting_history"].([]any)
+	return len(hist) == 1 && jsv.Map(hist[0])["muted"] == true
 }
 
 // mutingTime reads a date given as epoch ms or a date string.
@@ -360,8 +375,15 @@ func (t *muting) replayOne(ctx context.Context, env *Env, c *Change, id string) 
 func (t *muting) runContact(ctx context.Context, env *Env, c *Change) (bool, error) {
 	doc := c.Doc
 	clientSide := mutingClientSide(doc)
-	wanted := jsv.Truthy(doc["muted"]) || (!clientSide && mutingNewUnderMuted(env, doc, c.Info))
+	newUnderMuted := !clientSide && mutingNewUnderMuted(env, doc, c.Info)
+	wanted := jsv.Truthy(doc["muted"]) || newUnderMuted
 	date := ISO(env.Now)
+	if newUnderMuted && mutingInterruptedNew(c.Info) {
+		// Finishing an interrupted run: T is the date of its entry.
+		if d, ok := jsv.Map(jsv.Slice(c.Info["muting_history"])[0])["date"].(string); ok && d != "" {
+			date = d
+		}
+	}
 	if err := mutingRegistrations(ctx, env, registrations.SubjectIDs(doc), wanted, nil); err != nil {
 		return false, err
 	}
