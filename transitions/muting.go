@@ -152,7 +152,7 @@ func mutingNewUnderMuted(env *Env, contact, info Doc) bool {
 	if jsv.Truthy(contact["muted"]) || mutingClientSide(contact) {
 		return false
 	}
-	if h, ok := info["muting_history"]; ok && h != nil {
+	if h, ok := info["muting_history"]; ok && h != nil && !mutingInterruptedNew(info) {
 		return false
 	}
 	replicated, validReplication := mutingTime(info["initial_replication_date"], env.Location)
@@ -169,6 +169,21 @@ func mutingNewUnderMuted(env *Env, contact, info Doc) bool {
 		}
 	}
 	return false
+}
+
+// mutingInterruptedNew reports whether info's muting_history is only the
+// entry Behaviour B writes for a new contact under a muted ancestor: one
+// entry, muted. Behaviour B writes it before the pipeline saves the contact
+// as muted, so when that save (or any later call) fails, the retry finds the
+// contact still unmuted with this entry: the contact is still new under a
+// muted ancestor, and the retry finishes the job (the entry is not appended
+// again: same muted and report_id) instead of leaving the contact unmuted.
+// A deliberate reading of "its info doc has no muting_history" that allows
+// resuming; the spec's other conditions (no `muted`, a muted ancestor, not
+// client-side) still apply.
+func mutingInterruptedNew(info Doc) bool {
+	hist, _ := info["muting_history"].([]any)
+	return len(hist) == 1 && jsv.Map(hist[0])["muted"] == true
 }
 
 // mutingTime reads a date given as epoch ms or a date string.
@@ -229,7 +244,14 @@ func (t *muting) runReport(ctx context.Context, env *Env, c *Change, doc Doc, re
 		return failed, err
 	}
 	clientSide := jsv.Truthy(jsv.Map(doc["client_side_transitions"])["muting"])
-	if jsv.Truthy(target["muted"]) == wanted && !clientSide {
+	reportID, _ := doc["_id"].(string)
+	start, err := mutingPlan(ctx, env, target, wanted, reportID)
+	if err != nil {
+		return false, fmt.Errorf("%s %v: %w", mutingVerb(wanted), target["_id"], err)
+	}
+	// Already in the wanted state, unless by an interrupted attempt of this
+	// very report, which is finished instead (mutingStart).
+	if jsv.Truthy(target["muted"]) == wanted && !clientSide && !start.Resuming {
 		if wanted {
 			t.message(env, doc, "already_muted", replaying)
 		} else {
@@ -237,9 +259,9 @@ func (t *muting) runReport(ctx context.Context, env *Env, c *Change, doc Doc, re
 		}
 		return true, nil
 	}
-	reportID, _ := doc["_id"].(string)
-	cascade := mutingCascade{Wanted: wanted, ReportID: reportID, Report: doc}
-	contacts, err := cascade.run(ctx, env, mutingRoot(target, wanted))
+	targetID, _ := target["_id"].(string)
+	cascade := mutingCascade{Wanted: wanted, ReportID: reportID, Report: doc, Target: targetID, Date: start.Date}
+	contacts, err := cascade.run(ctx, env, start.Root)
 	if err != nil {
 		return false, fmt.Errorf("%s %v: %w", mutingVerb(wanted), target["_id"], err)
 	}
@@ -353,8 +375,15 @@ func (t *muting) replayOne(ctx context.Context, env *Env, c *Change, id string) 
 func (t *muting) runContact(ctx context.Context, env *Env, c *Change) (bool, error) {
 	doc := c.Doc
 	clientSide := mutingClientSide(doc)
-	wanted := jsv.Truthy(doc["muted"]) || (!clientSide && mutingNewUnderMuted(env, doc, c.Info))
+	newUnderMuted := !clientSide && mutingNewUnderMuted(env, doc, c.Info)
+	wanted := jsv.Truthy(doc["muted"]) || newUnderMuted
 	date := ISO(env.Now)
+	if newUnderMuted && mutingInterruptedNew(c.Info) {
+		// Finishing an interrupted run: T is the date of its entry.
+		if d, ok := jsv.Map(jsv.Slice(c.Info["muting_history"])[0])["date"].(string); ok && d != "" {
+			date = d
+		}
+	}
 	if err := mutingRegistrations(ctx, env, registrations.SubjectIDs(doc), wanted, nil); err != nil {
 		return false, err
 	}

@@ -32,6 +32,109 @@ type mutingCascade struct {
 	// registration of a muted contact, its tasks are updated in memory (the
 	// pipeline saves it once) instead of being written here.
 	Report Doc
+	// Target is the report's subject (the contact the report names); its
+	// info doc, like the root's, gets this report's history entry before any
+	// contact is written (see mutingStart).
+	Target string
+	// Date is T, the cascade's date ("": now); a resumed cascade keeps the
+	// date of the attempt it finishes.
+	Date string
+}
+
+// mutingStart is where and how a muting report's cascade starts.
+//
+// Resuming an interrupted cascade: a cascade writes many docs one by one, and
+// a failed store call fails the change, which the daemon retries from the
+// report as stored. The retry must finish what the failed attempt left half
+// done, and end where an uninterrupted run would have: same reply, same
+// contacts, tasks and history. But the first attempt may already have muted
+// the target (the retry would answer "already muted" and skip the rest) or,
+// for an unmute, unmuted the highest muted ancestor (the retry would start
+// lower and miss part of the branch).
+//
+// So a cascade first appends this report's muting_history entry (muted,
+// date, report_id: exactly the entry step 3 writes) to the info docs of its
+// root and of the report's target, and only then writes contacts. The entry
+// names the report, so it is the record that "this report has started on
+// this contact": a report finding its own entry, for the wanted state, last
+// in its target's info doc resumes (runs the cascade again, at the date of
+// that entry) instead of replying "already muted/unmuted"; an unmute resuming
+// starts from the highest ancestor that is still muted or that carries the
+// entry. Every step of a cascade is idempotent (a muted task is not muted
+// again, a contact in the wanted state is not written, an entry equal to the
+// last one is not appended), so running it again only does what is left.
+// The final docs equal those of a cascade in the spec's order (entries are
+// the same; only the order of the writes differs). The contact's own `muted`
+// date could not serve: an unmuted contact has none, and a contact muted
+// earlier keeps its older date.
+type mutingStart struct {
+	Root     Doc
+	Date     string
+	Resuming bool
+}
+
+// mutingPlan finds where the cascade of report reportID for target starts,
+// and whether an earlier attempt of the same report already started it.
+func mutingPlan(ctx context.Context, env *Env, target Doc, wanted bool, reportID string) (mutingStart, error) {
+	start := mutingStart{Root: mutingRoot(target, wanted), Date: ISO(env.Now)}
+	targetID, _ := target["_id"].(string)
+	if reportID == "" || targetID == "" || env.Sentinel == nil {
+		return start, nil
+	}
+	last, err := mutingLastEntry(ctx, env, targetID)
+	if err != nil {
+		return start, err
+	}
+	if !mutingEntryOf(last, wanted, reportID) {
+		return start, nil
+	}
+	start.Resuming = true
+	if d, ok := last["date"].(string); ok && d != "" {
+		start.Date = d
+	}
+	if !wanted {
+		// The highest ancestor still muted, or already unmuted by this report.
+		for _, a := range lineage.Ancestors(target) {
+			id, _ := a["_id"].(string)
+			if id == "" {
+				continue
+			}
+			if jsv.Truthy(a["muted"]) {
+				start.Root = a
+				continue
+			}
+			e, err := mutingLastEntry(ctx, env, id)
+			if err != nil {
+				return start, err
+			}
+			if mutingEntryOf(e, wanted, reportID) {
+				start.Root = a
+			}
+		}
+	}
+	return start, nil
+}
+
+// mutingLastEntry is the last muting_history entry of contact id's info doc
+// (nil when none).
+func mutingLastEntry(ctx context.Context, env *Env, id string) (map[string]any, error) {
+	info, err := env.Sentinel.Get(ctx, InfoID(id))
+	if IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read info doc of %s: %w", id, err)
+	}
+	hist, _ := info["muting_history"].([]any)
+	if len(hist) == 0 {
+		return nil, nil
+	}
+	return jsv.Map(hist[len(hist)-1]), nil
+}
+
+// mutingEntryOf reports whether history entry e is report reportID's, for wanted.
+func mutingEntryOf(e map[string]any, wanted bool, reportID string) bool {
+	return e != nil && e["muted"] == wanted && e["report_id"] == reportID
 }
 
 // mutingRoot is where a cascade starts: the target for a mute; for an unmute
@@ -189,7 +292,24 @@ func (m mutingCascade) run(ctx context.Context, env *Env, root Doc) ([]Doc, erro
 			ids = append(ids, id)
 		}
 	}
-	date := ISO(env.Now)
+	date := m.Date
+	if date == "" {
+		date = ISO(env.Now)
+	}
+	// This report's entry first in the root's and the target's info docs:
+	// the mark a retry resumes from (mutingStart).
+	if m.ReportID != "" {
+		entry := mutingHistoryEntry(m.Wanted, date, m.ReportID)
+		marked := []string{rootID}
+		if m.Target != "" && m.Target != rootID {
+			marked = append(marked, m.Target)
+		}
+		for _, id := range marked {
+			if err := mutingUpdateInfo(ctx, env, id, func(info Doc) bool { return mutingAppendHistory(info, entry) }); err != nil {
+				return nil, err
+			}
+		}
+	}
 	var all []Doc
 	for start := 0; start < len(ids); start += mutingBatchSize {
 		end := min(start+mutingBatchSize, len(ids))

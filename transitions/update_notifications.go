@@ -160,9 +160,16 @@ func (t *updateNotifications) Run(ctx context.Context, env *Env, c *Change) (boo
 	if wanted {
 		event = "on_mute"
 	}
-	if jsv.Truthy(target["muted"]) != wanted {
-		cascade := mutingCascade{Wanted: wanted, ReportID: c.ID, Report: doc}
-		if _, err := cascade.run(ctx, env, mutingRoot(target, wanted)); err != nil {
+	// The cascade of an interrupted attempt of this very report is finished
+	// (see mutingStart), even when the target is already in the wanted state.
+	start, err := mutingPlan(ctx, env, target, wanted, c.ID)
+	if err != nil {
+		return false, fmt.Errorf("%s %v: %w", mutingVerb(wanted), target["_id"], err)
+	}
+	if jsv.Truthy(target["muted"]) != wanted || start.Resuming {
+		targetID, _ := target["_id"].(string)
+		cascade := mutingCascade{Wanted: wanted, ReportID: c.ID, Report: doc, Target: targetID, Date: start.Date}
+		if _, err := cascade.run(ctx, env, start.Root); err != nil {
 			return false, fmt.Errorf("%s %v: %w", mutingVerb(wanted), target["_id"], err)
 		}
 	}
