@@ -3,6 +3,7 @@ package transitions
 import (
 	"context"
 	"fmt"
+	"sentinel-go/infodoc"
 	"sort"
 	"time"
 
@@ -419,12 +420,6 @@ func mutingSave(ctx context.Context, env *Env, doc Doc, apply func(Doc) bool) (D
 	}
 }
 
-// newInfoDoc is a blank info doc, as the pipeline creates it.
-func newInfoDoc(id string) Doc {
-	return Doc{"_id": InfoID(id), "type": "info", "doc_id": id,
-		"initial_replication_date": "unknown", "latest_replication_date": "unknown"}
-}
-
 // mutingUpdateInfo is a read-modify-write of doc id's info doc in the
 // sentinel db (created when missing), retried on 409, keeping every field
 // apply does not touch. apply reports whether there is anything to write.
@@ -435,7 +430,7 @@ func mutingUpdateInfo(ctx context.Context, env *Env, id string, apply func(info 
 	for attempt := 0; attempt < 10; attempt++ {
 		info, err := env.Sentinel.Get(ctx, InfoID(id))
 		if IsNotFound(err) {
-			info, err = newInfoDoc(id), nil
+			info, err = infodoc.New(id), nil
 		}
 		if err != nil {
 			return fmt.Errorf("read info doc of %s: %w", id, err)

@@ -5,10 +5,11 @@ import (
 
 	"encoding/json"
 	"fmt"
-	"github.com/google/uuid"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"sentinel-go/config"
 	"sentinel-go/jsv"
