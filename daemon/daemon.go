@@ -174,8 +174,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); d.runJobs(ctx) }()
 	go func() { defer wg.Done(); d.follow(ctx) }()
 	go func() { defer wg.Done(); d.runOutbox(ctx) }()
+	// STOPPING=1 only once the stop has begun: systemd takes it from a
+	// running Type=notify service for the start of a stop.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-ctx.Done():
+	case <-done:
+	}
 	d.sd.send("STOPPING=1")
-	wg.Wait()
+	<-done
 	if httpDone != nil {
 		<-httpDone
 	}

@@ -53,9 +53,33 @@ func TestSystemdNotify(t *testing.T) {
 	r.waitFor(t, "READY=1", func() bool { return seen("READY=1") })
 	env.Save(t, env.MainDB, map[string]any{"_id": "x"})
 	r.waitFor(t, "WATCHDOG=1", func() bool { return seen("WATCHDOG=1") })
+	// While it runs, only READY, STATUS and WATCHDOG: systemd takes a
+	// STOPPING=1 from a running service for the start of a stop.
+	time.Sleep(700 * time.Millisecond)
+	mu.Lock()
+	for _, m := range got {
+		for _, line := range strings.Split(strings.TrimSpace(m), "\n") {
+			if !strings.HasPrefix(line, "READY=") && !strings.HasPrefix(line, "STATUS=") && !strings.HasPrefix(line, "WATCHDOG=") {
+				t.Errorf("sent %q while running (all: %q)", line, got)
+			}
+		}
+	}
+	running := len(got)
+	mu.Unlock()
 	r.stop(t)
 	time.Sleep(100 * time.Millisecond)
-	if !seen("STOPPING=1") {
-		t.Error("no STOPPING=1")
+	mu.Lock()
+	defer mu.Unlock()
+	stopping := -1
+	for i, m := range got {
+		if strings.HasPrefix(m, "STOPPING=1") {
+			if stopping >= 0 {
+				t.Errorf("STOPPING=1 sent twice: %q", got)
+			}
+			stopping = i
+		}
+	}
+	if stopping < running {
+		t.Errorf("STOPPING=1 at %d, want it only once the stop began (after message %d): %q", stopping, running, got)
 	}
 }
