@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -28,8 +27,8 @@ func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the explanation as JSON")
-	couchURL := fs.String("couch-url", os.Getenv("COUCH_URL"), "main database URL with credentials (env COUCH_URL)")
-	sentinelDB := fs.String("sentinel-db", os.Getenv("SENTINEL_DB"), "sentinel database (env SENTINEL_DB; default <db>-sentinel)")
+	couchURL := fs.String("couch-url", "", "main database URL with credentials (env COUCH_URL)")
+	sentinelDB := fs.String("sentinel-db", "", "sentinel database (env SENTINEL_DB; default <db>-sentinel)")
 	exprTimeout := fs.Duration("expr-timeout", 100*time.Millisecond, "time bound of each config expression evaluation")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: sentinel explain [--json] [--couch-url URL] DOCID\n\nRuns the configured transitions on one doc in memory and prints what they would do; writes nothing.")
@@ -45,6 +44,8 @@ func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fs.Usage()
 		return 2
 	}
+	envDefault(couchURL, "COUCH_URL")
+	envDefault(sentinelDB, "SENTINEL_DB")
 	if *couchURL == "" {
 		fmt.Fprintln(stderr, "sentinel explain: COUCH_URL is not set (or pass --couch-url)")
 		return 2

@@ -45,6 +45,14 @@ Signals:
 Flags:
 `
 
+// envDefault sets *v from the environment variable name when the flag left
+// it empty.
+func envDefault(v *string, name string) {
+	if *v == "" {
+		*v = os.Getenv(name)
+	}
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "check-config" {
 		return checkConfig(args[1:], stdout, stderr)
@@ -54,8 +62,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("sentinel", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	couchURL := fs.String("couch-url", os.Getenv("COUCH_URL"), "main database URL with credentials (env COUCH_URL)")
-	sentinelDB := fs.String("sentinel-db", os.Getenv("SENTINEL_DB"), "sentinel database (env SENTINEL_DB; default <db>-sentinel)")
+	// The environment is read after parsing, never shown as a flag default:
+	// --help and usage errors would print the password of COUCH_URL.
+	couchURL := fs.String("couch-url", "", "main database URL with credentials (env COUCH_URL)")
+	sentinelDB := fs.String("sentinel-db", "", "sentinel database (env SENTINEL_DB; default <db>-sentinel)")
 	logFormat := fs.String("log-format", "", "log format: json or console (default: console on a terminal, else json)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	exprTimeout := fs.Duration("expr-timeout", 100*time.Millisecond, "time bound of each config expression evaluation")
@@ -76,6 +86,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if fs.NArg() > 0 {
+		// A mistyped subcommand must never start the daemon on a live db.
+		fmt.Fprintf(stderr, "sentinel: unknown command or argument %q (commands: check-config, explain; see --help)\n", fs.Arg(0))
+		return 2
+	}
+	envDefault(couchURL, "COUCH_URL")
+	envDefault(sentinelDB, "SENTINEL_DB")
 	log, err := newLogger(*logFormat, *logLevel, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)
