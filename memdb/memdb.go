@@ -4,8 +4,8 @@
 // and a sentinel db (the same type, used through Get, Put, GetMany and
 // BulkDocs). It behaves like CouchDB wherever the pipeline can tell:
 //
-//   - docs are JSON-cloned on the way in and out (numbers are float64, and a
-//     caller never shares memory with the store);
+//   - docs are cloned on the way in and out as through JSON (numbers are
+//     float64, and a caller never shares memory with the store);
 //   - each successful write makes a revision "N-hash", N one more than the
 //     doc's last generation (a deleted doc keeps its tombstone, so a doc
 //     written again over it continues the count); a write at any other _rev
@@ -40,10 +40,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"sentinel-go/couch"
 	"sentinel-go/jsv"
@@ -107,11 +109,17 @@ func (d *DB) Clone() *DB {
 	return c
 }
 
-// clone deep-copies a doc through JSON, so numbers are float64 as from a
-// real server. A doc JSON cannot encode is deep-copied as it is.
+// clone deep-copies a doc as a JSON round trip would, so numbers are
+// float64 as from a real server. A doc of plain JSON values (objects,
+// arrays, strings, float64, bools, nulls: every stored doc) is copied
+// directly; anything else goes through encoding/json. A doc JSON cannot
+// encode is deep-copied as it is.
 func clone(doc Doc) Doc {
 	if doc == nil {
 		return nil
+	}
+	if out, ok := plainCopy(doc); ok {
+		return out.(Doc)
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
@@ -122,6 +130,48 @@ func clone(doc Doc) Doc {
 		return jsv.CloneMap(doc)
 	}
 	return out
+}
+
+// plainCopy deep-copies v when it is made of values a JSON round trip gives
+// back unchanged (nil maps and slices become null, as in JSON); false for
+// anything else (other Go types, NaN and infinities, strings that are not
+// valid UTF-8), which the caller sends through encoding/json.
+func plainCopy(v any) (any, bool) {
+	switch x := v.(type) {
+	case nil, bool:
+		return x, true
+	case string:
+		return x, utf8.ValidString(x)
+	case float64:
+		return x, !math.IsNaN(x) && !math.IsInf(x, 0)
+	case map[string]any:
+		if x == nil {
+			return nil, true
+		}
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			c, ok := plainCopy(e)
+			if !ok || !utf8.ValidString(k) {
+				return nil, false
+			}
+			out[k] = c
+		}
+		return out, true
+	case []any:
+		if x == nil {
+			return nil, true
+		}
+		out := make([]any, len(x))
+		for i, e := range x {
+			c, ok := plainCopy(e)
+			if !ok {
+				return nil, false
+			}
+			out[i] = c
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 func (d *DB) fail(op, id string) error {
