@@ -81,7 +81,7 @@ type DB struct {
 
 type entry struct {
 	doc     Doc    // nil when deleted; never modified
-	body    []byte // doc's JSON without _rev
+	body    []byte // doc's JSON without _rev (made by Bodies when first asked)
 	rev     string
 	gen     int
 	seq     int
@@ -99,8 +99,7 @@ func (d *DB) Clone() *DB {
 	c := &DB{Name: d.Name, Deferring: d.Deferring, HideIndex: d.HideIndex, docs: make(map[string]*entry, len(d.docs)), seq: d.seq,
 		log: append([]string(nil), d.log...), created: d.created}
 	for id, e := range d.docs {
-		ce := *e
-		ce.doc = clone(e.doc)
+		ce := *e // its doc is never modified: shared
 		c.docs[id] = &ce
 	}
 	if d.idx != nil {
@@ -223,8 +222,6 @@ func (d *DB) write(doc Doc) error {
 		ne.deleted = true
 	} else {
 		stored := clone(doc)
-		delete(stored, "_rev")
-		ne.body, _ = json.Marshal(stored)
 		stored["_rev"] = newRev
 		ne.doc = stored
 	}
@@ -438,9 +435,33 @@ func (d *DB) Bodies() map[string][]byte {
 	out := make(map[string][]byte, len(d.docs))
 	for id, e := range d.docs {
 		if !e.deleted {
+			if e.body == nil {
+				noRev := make(Doc, len(e.doc))
+				for k, v := range e.doc {
+					if k != "_rev" {
+						noRev[k] = v
+					}
+				}
+				e.body, _ = json.Marshal(noRev)
+			}
 			out[id] = e.body
 		}
 	}
+	return out
+}
+
+// IDs returns the ids of the stored (not deleted) docs pred accepts,
+// sorted; pred sees the stored versions and must not modify them.
+func (d *DB) IDs(pred func(Doc) bool) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for id, e := range d.docs {
+		if !e.deleted && pred(e.doc) {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 
