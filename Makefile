@@ -1,7 +1,7 @@
 # sentinel-go: build, test, demo, conformance.
 #
 #   make demo          run the daemon on a demo database and show what it did
-#   make test          everything CI runs (unit, integration against PouchDB Server, conformance)
+#   make test          everything CI runs (unit, integration against PouchDB Server, differential, conformance)
 #   make conformance   every public conformance scenario, with counts
 
 SHELL := /bin/bash
@@ -12,7 +12,7 @@ POUCHDB := scripts/pouchdb.sh
 TEST_PORT ?= 5987
 CONFORMANCE := python3 $(SHARED)/conformance/run.py --sut 'exec ./bin/sentinel' --jobs 2
 
-.PHONY: bench chaos all build test unit lint integration conformance conformance-listed demo clean pouchdb-start pouchdb-stop fuzz
+.PHONY: bench chaos all build test unit lint integration differential conformance conformance-listed demo clean pouchdb-start pouchdb-stop fuzz
 
 all: build
 
@@ -33,19 +33,26 @@ integration: build
 	  trap '$(POUCHDB) stop' EXIT; \
 	  SENTINEL_TEST_COUCH=$$url SENTINEL_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 ./...
 
+# Group commit against one change at a time (pipeline/differential_test.go):
+# DIFF_CASES random workloads per mode (three modes), without -race (the
+# integration run above keeps the default small count under -race).
+DIFF_CASES ?= 700
+differential:
+	DIFF_CASES=$(DIFF_CASES) $(GO) test -count=1 -run='^TestDifferential$$' ./pipeline
+
 conformance-listed: build
 	$(CONFORMANCE) $$(grep -v '^#' testdata/conformance-suites.txt | sed '/^$$/d; s#^#$(SHARED)/conformance/scenarios/#; s#$$#.json#')
 
 # Each fuzz target runs for a bounded time (FUZZTIME) on top of its seed corpus.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := jsexpr:FuzzEval templates:FuzzRender validation:FuzzCompile smsparse:FuzzParse transitions:FuzzLoad pipeline:FuzzProcess schedule/recur:FuzzParse
+FUZZ_TARGETS := jsexpr:FuzzEval templates:FuzzRender validation:FuzzCompile smsparse:FuzzParse transitions:FuzzLoad pipeline:FuzzProcess pipeline:FuzzDifferential schedule/recur:FuzzParse
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 	  $(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) ./$$pkg >/tmp/sentinel-fuzz.log 2>&1 || { tail -30 /tmp/sentinel-fuzz.log; exit 1; }; \
 	done
 
-test: lint integration fuzz conformance-listed
+test: lint integration differential fuzz conformance-listed
 
 conformance: build
 	$(CONFORMANCE) $(SHARED)/conformance/scenarios

@@ -9,7 +9,9 @@ import (
 // index is the twin of couch.Index for a Deferring DB: the version of each
 // doc the daemon has seen (bootstrap scan, Observe, its own writes, its
 // reads of contacts), the shortcodes ever seen, and the docs whose cached
-// body was dropped after a failed write (read from the store again).
+// body was dropped after a failed write (read from the store again). Its
+// docs are never modified in place: a stored version is shared with the
+// store's entry, and every doc leaves the index as a copy.
 type index struct {
 	docs  map[string]Doc
 	used  map[string]bool
@@ -19,7 +21,7 @@ type index struct {
 func (x *index) clone() *index {
 	c := &index{docs: make(map[string]Doc, len(x.docs)), used: make(map[string]bool, len(x.used)), stale: map[string]bool{}}
 	for id, d := range x.docs {
-		c.docs[id] = clone(d)
+		c.docs[id] = d
 	}
 	for k := range x.used {
 		c.used[k] = true
@@ -36,7 +38,7 @@ func (d *DB) ix() *index {
 	if d.idx == nil {
 		d.idx = &index{docs: map[string]Doc{}, used: map[string]bool{}, stale: map[string]bool{}}
 		for _, doc := range d.live() {
-			d.idx.observe(clone(doc))
+			d.idx.observe(doc)
 		}
 	}
 	return d.idx
@@ -103,7 +105,11 @@ func (d *DB) afterWrite(doc Doc, err error) {
 	id, _ := doc["_id"].(string)
 	switch {
 	case err == nil:
-		x.observe(clone(doc))
+		if e := d.docs[id]; e != nil && !e.deleted {
+			x.observe(e.doc) // the version just stored
+		} else {
+			x.observe(Doc{"_id": id, "_deleted": true})
+		}
 	case id != "":
 		x.stale[id] = true
 	}
@@ -130,7 +136,7 @@ func (x *index) contacts(d *DB, key string) []Doc {
 		if e == nil || e.deleted {
 			continue
 		}
-		x.observe(clone(e.doc))
+		x.observe(e.doc)
 		if hasKey(e.doc, key) {
 			out = append(out, clone(e.doc))
 		}
@@ -142,6 +148,6 @@ func (x *index) contacts(d *DB, key string) []Doc {
 // couch.IndexedDB caches the contacts it reads.
 func (d *DB) observeRead(doc Doc) {
 	if d.Deferring && cachedBody(doc) {
-		d.ix().observe(clone(doc))
+		d.ix().observe(doc)
 	}
 }

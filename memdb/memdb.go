@@ -4,8 +4,8 @@
 // and a sentinel db (the same type, used through Get, Put, GetMany and
 // BulkDocs). It behaves like CouchDB wherever the pipeline can tell:
 //
-//   - docs are JSON-cloned on the way in and out (numbers are float64, and a
-//     caller never shares memory with the store);
+//   - docs are cloned on the way in and out as through JSON (numbers are
+//     float64, and a caller never shares memory with the store);
 //   - each successful write makes a revision "N-hash", N one more than the
 //     doc's last generation (a deleted doc keeps its tombstone, so a doc
 //     written again over it continues the count); a write at any other _rev
@@ -40,10 +40,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"sentinel-go/couch"
 	"sentinel-go/jsv"
@@ -79,7 +81,7 @@ type DB struct {
 
 type entry struct {
 	doc     Doc    // nil when deleted; never modified
-	body    []byte // doc's JSON without _rev
+	body    []byte // doc's JSON without _rev (made by Bodies when first asked)
 	rev     string
 	gen     int
 	seq     int
@@ -97,8 +99,7 @@ func (d *DB) Clone() *DB {
 	c := &DB{Name: d.Name, Deferring: d.Deferring, HideIndex: d.HideIndex, docs: make(map[string]*entry, len(d.docs)), seq: d.seq,
 		log: append([]string(nil), d.log...), created: d.created}
 	for id, e := range d.docs {
-		ce := *e
-		ce.doc = clone(e.doc)
+		ce := *e // its doc is never modified: shared
 		c.docs[id] = &ce
 	}
 	if d.idx != nil {
@@ -107,11 +108,17 @@ func (d *DB) Clone() *DB {
 	return c
 }
 
-// clone deep-copies a doc through JSON, so numbers are float64 as from a
-// real server. A doc JSON cannot encode is deep-copied as it is.
+// clone deep-copies a doc as a JSON round trip would, so numbers are
+// float64 as from a real server. A doc of plain JSON values (objects,
+// arrays, strings, float64, bools, nulls: every stored doc) is copied
+// directly; anything else goes through encoding/json. A doc JSON cannot
+// encode is deep-copied as it is.
 func clone(doc Doc) Doc {
 	if doc == nil {
 		return nil
+	}
+	if out, ok := plainCopy(doc); ok {
+		return out.(Doc)
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
@@ -122,6 +129,48 @@ func clone(doc Doc) Doc {
 		return jsv.CloneMap(doc)
 	}
 	return out
+}
+
+// plainCopy deep-copies v when it is made of values a JSON round trip gives
+// back unchanged (nil maps and slices become null, as in JSON); false for
+// anything else (other Go types, NaN and infinities, strings that are not
+// valid UTF-8), which the caller sends through encoding/json.
+func plainCopy(v any) (any, bool) {
+	switch x := v.(type) {
+	case nil, bool:
+		return x, true
+	case string:
+		return x, utf8.ValidString(x)
+	case float64:
+		return x, !math.IsNaN(x) && !math.IsInf(x, 0)
+	case map[string]any:
+		if x == nil {
+			return nil, true
+		}
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			c, ok := plainCopy(e)
+			if !ok || !utf8.ValidString(k) {
+				return nil, false
+			}
+			out[k] = c
+		}
+		return out, true
+	case []any:
+		if x == nil {
+			return nil, true
+		}
+		out := make([]any, len(x))
+		for i, e := range x {
+			c, ok := plainCopy(e)
+			if !ok {
+				return nil, false
+			}
+			out[i] = c
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 func (d *DB) fail(op, id string) error {
@@ -173,8 +222,6 @@ func (d *DB) write(doc Doc) error {
 		ne.deleted = true
 	} else {
 		stored := clone(doc)
-		delete(stored, "_rev")
-		ne.body, _ = json.Marshal(stored)
 		stored["_rev"] = newRev
 		ne.doc = stored
 	}
@@ -388,9 +435,33 @@ func (d *DB) Bodies() map[string][]byte {
 	out := make(map[string][]byte, len(d.docs))
 	for id, e := range d.docs {
 		if !e.deleted {
+			if e.body == nil {
+				noRev := make(Doc, len(e.doc))
+				for k, v := range e.doc {
+					if k != "_rev" {
+						noRev[k] = v
+					}
+				}
+				e.body, _ = json.Marshal(noRev)
+			}
 			out[id] = e.body
 		}
 	}
+	return out
+}
+
+// IDs returns the ids of the stored (not deleted) docs pred accepts,
+// sorted; pred sees the stored versions and must not modify them.
+func (d *DB) IDs(pred func(Doc) bool) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for id, e := range d.docs {
+		if !e.deleted && pred(e.doc) {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 

@@ -3,6 +3,7 @@ package messages
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -22,6 +23,9 @@ type Generator struct {
 	Location     *time.Location
 	Now          time.Time
 	Dups         *Duplicates
+	// Rand is the source of the message uuids' random bytes; nil means
+	// crypto/rand (tests give a seeded one to draw the same uuids again).
+	Rand io.Reader
 }
 
 // Spec is a message config entry: `translation_key` or legacy `message`
@@ -161,7 +165,11 @@ func (g *Generator) Message(doc map[string]any, spec Spec, extra map[string]any)
 		return nil, err
 	}
 	to := Recipient(g.Settings, doc, layers, spec.Recipient)
-	msg := map[string]any{"uuid": uuid.NewString(), "to": to}
+	id, err := g.uuid()
+	if err != nil {
+		return nil, err
+	}
+	msg := map[string]any{"uuid": id, "to": to}
 	if rendered == "" || (spec.TranslationKey != "" && rendered == spec.TranslationKey) {
 		msg["error"] = "messages.errors.message.empty"
 		return msg, nil
@@ -173,6 +181,18 @@ func (g *Generator) Message(doc map[string]any, spec Spec, extra map[string]any)
 		msg["message"] = rendered
 	}
 	return msg, nil
+}
+
+// uuid is a new random (version 4) uuid drawn from Rand.
+func (g *Generator) uuid() (string, error) {
+	if g.Rand == nil {
+		return uuid.NewString(), nil
+	}
+	u, err := uuid.NewRandomFromReader(g.Rand)
+	if err != nil {
+		return "", fmt.Errorf("message uuid: %w", err)
+	}
+	return u.String(), nil
 }
 
 func hasTask(doc map[string]any, to, text string) bool {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
@@ -177,5 +179,26 @@ func TestDuplicatesSweepIsBounded(t *testing.T) {
 	d.Seen("+1", "c", 5, later)
 	if len(d.entries) != 1 {
 		t.Errorf("after expiry %d entries remain, want 1", len(d.entries))
+	}
+}
+
+func TestMessageUUIDFromRand(t *testing.T) {
+	msg := func(g *Generator) string {
+		m, err := g.Message(map[string]any{"from": "+1"}, Spec{Message: "hi", Recipient: "reporting_unit"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m["uuid"].(string)
+	}
+	gen := func(r io.Reader) *Generator {
+		return &Generator{Settings: config.NewSettings(map[string]any{}), Location: time.UTC, Dups: NewDuplicates(), Rand: r}
+	}
+	seed := [32]byte{3}
+	a, b := msg(gen(rand.NewChaCha8(seed))), msg(gen(rand.NewChaCha8(seed)))
+	if a != b || len(a) != 36 || a[14] != '4' {
+		t.Fatalf("uuids from one seed: %q, %q", a, b)
+	}
+	if c := msg(gen(nil)); c == a || len(c) != 36 {
+		t.Fatalf("uuid from crypto/rand: %q", c)
 	}
 }

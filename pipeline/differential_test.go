@@ -13,10 +13,11 @@ package pipeline_test
 //     revisions are deterministic in memdb (id and generation), so the
 //     transitions' last_rev records and the ids of contacts that
 //     registrations derive from a report's revision are compared.
-//   - Shortcodes and message uuids come from crypto/rand: both worlds seed
-//     it from the same (case, doc id) before each change is processed
-//     (testing/cryptotest), so they draw the same values; nothing is
-//     ignored for them.
+//   - Shortcodes and message uuids come from each engine's random source
+//     (pipeline.Engine.Rand): both worlds reseed theirs from the same
+//     (case, doc id) before each change is processed, so they draw the
+//     same values; nothing is ignored for them. Cases share no state and
+//     run in parallel.
 //   - Deleted docs: the set of tombstones is compared as well.
 //
 // Inputs are the same for both worlds: the workload's writes are resolved
@@ -43,6 +44,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/cryptotest"
 	"time"
@@ -215,6 +217,8 @@ type diffWorld struct {
 	anyRev  bool
 	batches int
 	errs    int // errors returned (retried) by either strategy
+	// rands are the engines' random sources (grouped, serial).
+	rands [2]*seededRand
 }
 
 func newDiffWorld(t *testing.T, seed uint64) *diffWorld {
@@ -233,18 +237,47 @@ func newDiffWorld(t *testing.T, seed uint64) *diffWorld {
 		}
 		return e
 	}
-	return &diffWorld{t: t, seed: seed, grouped: mk(true), serial: mk(false)}
+	w := &diffWorld{t: t, seed: seed, grouped: mk(true), serial: mk(false)}
+	for i, e := range []*engine{w.grouped, w.serial} {
+		w.rands[i] = &seededRand{}
+		w.rands[i].reset(seed)
+		e.p.Rand = w.rands[i]
+	}
+	return w
 }
 
-// seedFor seeds crypto/rand from the case and the change: both strategies
-// then draw the same shortcodes and uuids for a change.
-func (w *diffWorld) seedFor(ch couch.Change) {
+// changeSeed is the random seed of a change of case seed.
+func changeSeed(seed uint64, ch couch.Change) uint64 {
 	h := fnv.New64a()
 	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], w.seed)
+	binary.LittleEndian.PutUint64(b[:], seed)
 	h.Write(b[:])
 	h.Write([]byte(ch.ID))
-	cryptotest.SetGlobalRandom(w.t, h.Sum64())
+	return h.Sum64()
+}
+
+// seededRand is an engine's random source, reseeded before each change.
+type seededRand struct{ c *rand.ChaCha8 }
+
+func (s *seededRand) Read(p []byte) (int, error) { return s.c.Read(p) }
+
+func (s *seededRand) reset(seed uint64) {
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
+	s.c = rand.NewChaCha8(key)
+}
+
+// reseed returns the hook resetting world i's random source (0 grouped,
+// 1 serial) from the case and the change: both strategies then draw the
+// same shortcodes and uuids for a change.
+func (w *diffWorld) reseed(i int) func(couch.Change) {
+	return func(ch couch.Change) { w.rands[i].reset(changeSeed(w.seed, ch)) }
+}
+
+// seedFor seeds crypto/rand from the case and the change (testing/cryptotest),
+// for engines without a random source of their own (the fault tests).
+func (w *diffWorld) seedFor(ch couch.Change) {
+	cryptotest.SetGlobalRandom(w.t, changeSeed(w.seed, ch))
 }
 
 // save writes docs as another writer in both worlds (one bulk request).
@@ -311,8 +344,9 @@ func (w *diffWorld) batch(ctx context.Context, size int, edits []inBatchEdit) bo
 	for _, ed := range valid {
 		editDoc(w.serial, ed)
 	}
-	h := hooks{before: w.seedFor}
+	h := hooks{before: w.reseed(1)}
 	serialRes := w.serial.runOneAtATime(ctx, fb.Changes, h)
+	h.before = w.reseed(0)
 	h.after = func(i int) {
 		for _, ed := range valid {
 			if ed.k == i {
@@ -413,14 +447,7 @@ func (wl *workload) pick(ids []string) string {
 
 // idsWhere lists the grouped world's docs pred accepts, sorted.
 func (wl *workload) idsWhere(pred func(memdb.Doc) bool) []string {
-	var out []string
-	for id, d := range wl.w.grouped.main.All() {
-		if pred(d) {
-			out = append(out, id)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return wl.w.grouped.main.IDs(pred)
 }
 
 func isPatient(d memdb.Doc) bool {
@@ -650,26 +677,38 @@ func TestDifferential(t *testing.T) {
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
+			var mu sync.Mutex
 			failed, known, batches, errs := 0, 0, 0, 0
-			for i := range diffCases() {
-				seed := base + uint64(i)
-				r := runCase(t, seed, m.dups, m.edits)
-				batches += r.batches
-				errs += r.errs
-				if r.diffs != nil {
-					if knownDivergence(r) != "" {
-						known++
-						if known <= 2 {
+			// Each case is a parallel subtest (named by its seed); the
+			// group returns when all are done. Only the first divergences
+			// are shown; the others fail their case silently.
+			t.Run("cases", func(t *testing.T) {
+				for i := range diffCases() {
+					seed := base + uint64(i)
+					t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) {
+						t.Parallel()
+						r := runCase(t, seed, m.dups, m.edits)
+						mu.Lock()
+						batches += r.batches
+						errs += r.errs
+						show := false
+						if r.diffs != nil {
+							if knownDivergence(r) != "" {
+								known++
+								show = known <= 2
+							} else {
+								failed++
+								show = failed <= 3
+								t.Fail()
+							}
+						}
+						mu.Unlock()
+						if show {
 							reportCase(t, seed, r)
 						}
-						continue
-					}
-					failed++
-					if failed <= 3 {
-						reportCase(t, seed, r)
-					}
+					})
 				}
-			}
+			})
 			t.Logf("%s: %d cases, %d batches, %d retried errors, %d divergences, %d explained by known bugs",
 				m.name, diffCases(), batches, errs, failed, known)
 		})

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"sentinel-go/infodoc"
 	"sentinel-go/transitions"
@@ -55,6 +56,9 @@ type Engine struct {
 	PhoneOwner transitions.PhoneOwner
 	// Outbox queues outbound pushes (nil: sent inline).
 	Outbox transitions.Outbox
+	// Rand is the source of random bytes of shortcodes and message uuids;
+	// nil means crypto/rand (tests give a seeded one).
+	Rand io.Reader
 
 	recent recentWrites // info docs of the last group commits' writes
 }
@@ -213,7 +217,7 @@ func (p *Engine) processHeld(ctx context.Context, b *Batch, cfg *transitions.Con
 	if p.Dups == nil {
 		p.Dups = messages.NewDuplicates()
 	}
-	env := &transitions.Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner, Outbox: p.Outbox}
+	env := &transitions.Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner, Outbox: p.Outbox, Rand: p.Rand}
 	c := &transitions.Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
 	records := jsv.CloneMap(jsv.Map(info["transitions"]))
 	if records == nil {

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 )
 
 // Store is what the generator reads and writes in the main db.
@@ -49,10 +50,11 @@ func Random(length int) (string, error) {
 	return randomFrom(&digitSource{}, length)
 }
 
-// digitSource deals uniform random digits from crypto/rand bytes read 512
-// at a time (bytes of 250 and up are dropped, so each digit is uniform):
-// one read serves many candidates.
+// digitSource deals uniform random digits from random bytes (r, or
+// crypto/rand when nil) read 512 at a time (bytes of 250 and up are
+// dropped, so each digit is uniform): one read serves many candidates.
 type digitSource struct {
+	r   io.Reader
 	buf [512]byte
 	n   int // unread bytes at the end of buf
 }
@@ -60,7 +62,11 @@ type digitSource struct {
 func (d *digitSource) next() (int, error) {
 	for {
 		if d.n == 0 {
-			if _, err := rand.Read(d.buf[:]); err != nil {
+			r := d.r
+			if r == nil {
+				r = rand.Reader
+			}
+			if _, err := io.ReadFull(r, d.buf[:]); err != nil {
 				return 0, err
 			}
 			d.n = len(d.buf)
@@ -99,6 +105,9 @@ type Generator struct {
 	// IsNotFound and IsConflict classify store errors.
 	IsNotFound func(error) bool
 	IsConflict func(error) bool
+	// Rand is the source of random bytes; nil means crypto/rand (tests
+	// give a seeded one to draw the same codes again).
+	Rand io.Reader
 }
 
 // Next returns an unused shortcode. The length doc is re-read every time so
@@ -112,7 +121,7 @@ func (g *Generator) Next(ctx context.Context) (string, error) {
 	for ; length <= MaxLength; length++ {
 		codes := make([]string, 0, candidates)
 		seen := map[string]bool{}
-		src := &digitSource{}
+		src := &digitSource{r: g.Rand}
 		for len(codes) < candidates {
 			c, err := randomFrom(src, length)
 			if err != nil {

@@ -3,6 +3,8 @@ package shortcode
 import (
 	"context"
 	"errors"
+	"io"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -85,5 +87,25 @@ func TestGeneratorGrows(t *testing.T) {
 	c, _ = g.Next(context.Background())
 	if len(c) != 7 {
 		t.Fatalf("after admin edit got %q", c)
+	}
+}
+
+func TestGeneratorRandSource(t *testing.T) {
+	// The same random bytes give the same code; none given means crypto/rand.
+	st := &fakeStore{used: func(string) bool { return false }}
+	next := func(r io.Reader) string {
+		c, err := (&Generator{Store: st, IsNotFound: func(err error) bool { return errors.Is(err, errNotFound) }, Rand: r}).Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	seed := [32]byte{7}
+	a, b := next(rand.NewChaCha8(seed)), next(rand.NewChaCha8(seed))
+	if a != b || len(a) != MinLength {
+		t.Fatalf("codes from one seed: %q, %q", a, b)
+	}
+	if c := next(nil); len(c) != MinLength {
+		t.Fatalf("code from crypto/rand: %q", c)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // Generator returns the message generator of this change.
 func (e *Env) Generator() *messages.Generator {
 	return &messages.Generator{Settings: e.Config.Settings, Translations: e.Config.Translations,
-		Location: e.Location, Now: e.Now, Dups: e.Dups}
+		Location: e.Location, Now: e.Now, Dups: e.Dups, Rand: e.Rand}
 }
 
 // messageEntries reads a transition's `messages` config.

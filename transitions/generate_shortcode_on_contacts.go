@@ -53,7 +53,7 @@ func (t *shortcodeOnContacts) Run(ctx context.Context, env *Env, c *Change) (boo
 
 // NewShortcode returns a new unique shortcode from the main db.
 func NewShortcode(ctx context.Context, env *Env) (string, error) {
-	g := &shortcode.Generator{Store: shortcodeStore{env.Store}, IsNotFound: IsNotFound, IsConflict: IsConflict}
+	g := &shortcode.Generator{Store: shortcodeStore{env.Store}, IsNotFound: IsNotFound, IsConflict: IsConflict, Rand: env.Rand}
 	return g.Next(ctx)
 }
 

@@ -8,6 +8,7 @@ package transitions
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -123,6 +124,9 @@ type Env struct {
 	// Trace, when set, is told each bool_expr evaluation (sentinel explain;
 	// nil in the daemon).
 	Trace func(ev TraceEvent)
+	// Rand is the source of random bytes of shortcodes and message uuids;
+	// nil means crypto/rand.
+	Rand io.Reader
 }
 
 // Outbox takes the outbound pushes of a change, to be sent by a worker; it
