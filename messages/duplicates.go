@@ -12,6 +12,10 @@ type Duplicates struct {
 	mu        sync.Mutex
 	entries   map[dupKey]*dupEntry
 	lastSweep time.Time
+	// parent, when set, is the counter this one counts into (see Attempt);
+	// added lists what it counted there, for Revert.
+	parent *Duplicates
+	added  []dupKey
 }
 
 type dupKey struct{ to, text string }
@@ -32,6 +36,10 @@ func NewDuplicates() *Duplicates { return &Duplicates{entries: map[dupKey]*dupEn
 func (d *Duplicates) Seen(to, text string, limit int, now time.Time) bool {
 	if d == nil {
 		return false
+	}
+	if d.parent != nil {
+		d.added = append(d.added, dupKey{to, text})
+		return d.parent.Seen(to, text, limit, now)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -55,4 +63,35 @@ func (d *Duplicates) Seen(to, text string, limit int, now time.Time) bool {
 	e.count++
 	e.last = now
 	return e.count > limit
+}
+
+// Attempt returns a counter for one attempt at processing a change: it
+// counts into d (later changes see its counts, as one at a time) and
+// remembers what it counted, so that an attempt that is abandoned (retried
+// after a conflict, redone after a failed commit) takes its counts back
+// with Revert instead of making the retry's messages look duplicated.
+func (d *Duplicates) Attempt() *Duplicates {
+	if d == nil {
+		return nil
+	}
+	return &Duplicates{parent: d}
+}
+
+// Revert takes back what an Attempt counted (once).
+func (d *Duplicates) Revert() {
+	if d == nil || d.parent == nil {
+		return
+	}
+	p := d.parent
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range d.added {
+		if e := p.entries[k]; e != nil {
+			e.count--
+			if e.count <= 0 {
+				delete(p.entries, k)
+			}
+		}
+	}
+	d.added = nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sentinel-go/infodoc"
+	"sentinel-go/messages"
 	"sentinel-go/transitions"
 	"time"
 
@@ -63,8 +64,9 @@ type Batch struct {
 // current is what the batch knows of the change in hand.
 type current struct {
 	id       string
-	oneByOne bool              // write through (replayed change, or a commit happened mid-change)
-	creates  []transitions.Doc // created docs held back
+	dups     *messages.Duplicates // this attempt's duplicate counts
+	oneByOne bool                 // write through (replayed change, or a commit happened mid-change)
+	creates  []transitions.Doc    // created docs held back
 }
 
 // heldChange is a changed doc whose writes are held back.
@@ -76,6 +78,7 @@ type heldChange struct {
 	doc      transitions.Doc // minified doc to save (with _rev = rev)
 	raw      transitions.Doc // doc as read, for the observer's message count
 	creates  []transitions.Doc
+	dups     *messages.Duplicates // the attempt's duplicate counts
 	state    heldState
 	savedRev string // revision of the doc's save
 }
@@ -217,6 +220,7 @@ func (b *Batch) abandon() {
 	if b.cur == nil {
 		return
 	}
+	b.cur.dups.Revert()
 	for _, d := range b.cur.creates {
 		delete(b.overlay, jsv.String(d["_id"]))
 	}
@@ -226,6 +230,7 @@ func (b *Batch) abandon() {
 // hold records the change in hand's save, to be written at Flush.
 func (b *Batch) hold(h *heldChange) {
 	h.creates = b.cur.creates
+	h.dups = b.cur.dups
 	b.cur = nil
 	b.held = append(b.held, h)
 	b.written[h.change.ID] = true
@@ -539,6 +544,7 @@ func (p *Engine) unjournal(ctx context.Context, b *Batch, h *heldChange) error {
 // handBack hands a held change to Redo: its doc is read again there.
 func (b *Batch) handBack(h *heldChange) {
 	h.state = heldRedo
+	h.dups.Revert() // the redo counts its own messages
 	delete(b.overlay, h.change.ID)
 	b.hydrator.Forget(h.change.ID)
 	ch := h.change

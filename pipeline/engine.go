@@ -217,7 +217,10 @@ func (p *Engine) processHeld(ctx context.Context, b *Batch, cfg *transitions.Con
 	if p.Dups == nil {
 		p.Dups = messages.NewDuplicates()
 	}
-	env := &transitions.Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: p.Dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner, Outbox: p.Outbox, Rand: p.Rand}
+	// The duplicate counter sees this attempt's messages at once; an
+	// abandoned attempt takes them back (Batch.abandon, handBack).
+	b.cur.dups = p.Dups.Attempt()
+	env := &transitions.Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: b.cur.dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner, Outbox: p.Outbox, Rand: p.Rand}
 	c := &transitions.Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
 	records := jsv.CloneMap(jsv.Map(info["transitions"]))
 	if records == nil {
