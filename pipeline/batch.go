@@ -49,6 +49,9 @@ type Batch struct {
 	overlay map[string]transitions.Doc // id → held-back version (what reads see)
 	held    []*heldChange              // changes whose save is held back, in order
 	redo    []couch.Change             // changes to process again, one at a time
+	// redoNow, when set, processes the changes handed back by a commit at
+	// once (RunBatch).
+	redoNow func(ctx context.Context) error
 	// written holds the ids of main-db docs the batch wrote, deleted or
 	// holds back: the feed's body of such a doc is stale when its own
 	// change comes, which must then read the doc as it is now.
@@ -260,6 +263,11 @@ func (b *Batch) forget(id string) {
 func (b *Batch) writeThrough(ctx context.Context) error {
 	if err := b.p.commit(ctx, b); err != nil {
 		return err
+	}
+	if len(b.redo) > 0 && b.redoNow != nil {
+		if err := b.redoNow(ctx); err != nil {
+			return err
+		}
 	}
 	if b.cur == nil || b.cur.oneByOne {
 		return nil
@@ -853,6 +861,17 @@ type BatchResult struct {
 func (p *Engine) RunBatch(ctx context.Context, changes []couch.Change, c BatchControl) (BatchResult, error) {
 	var res BatchResult
 	b := p.NewBatch(ctx, changes)
+	// A change whose held-back save fails when a later change commits the
+	// batch (before a view query, a write to another doc) is processed
+	// again right then, before that later change reads anything: one at a
+	// time, its save came first.
+	b.redoNow = func(ctx context.Context) error {
+		ok, err := p.redoChanges(ctx, b, c)
+		if err == nil && !ok {
+			err = errStopping
+		}
+		return err
+	}
 	done := ""
 	for _, ch := range changes {
 		if ctx.Err() != nil {
@@ -872,28 +891,52 @@ func (p *Engine) RunBatch(ctx context.Context, changes []couch.Change, c BatchCo
 	if done == "" {
 		return res, nil
 	}
+	b.redoNow = nil
 	if err := p.flushBatch(ctx, b, c); err != nil {
 		return res, err
 	}
-	if redo := b.Redo(); len(redo) > 0 {
-		rb := p.NewBatch(ctx, redo)
-		rb.OneByOne()
-		for _, ch := range redo {
-			ok, err := p.runChange(ctx, rb, ch, c)
-			if err != nil {
-				return res, err
-			}
-			if !ok {
-				res.Stopped = true
-				return res, nil // not checkpointed: processed again on restart
-			}
-		}
-		if err := p.flushBatch(ctx, rb, c); err != nil {
-			return res, err
-		}
+	ok, err := p.redoChanges(ctx, b, c)
+	if err != nil {
+		return res, err
+	}
+	if !ok {
+		res.Stopped = true
+		return res, nil // not checkpointed: processed again on restart
 	}
 	res.Done = done
 	return res, nil
+}
+
+// errStopping fails the change in hand when the daemon stops while changes
+// handed back by a commit are processed again.
+var errStopping = errors.New("stopping before the changes to redo were processed")
+
+// redoChanges processes the changes b handed back, one at a time, and
+// writes them. Those not completed (the daemon stops, an error) stay in b's
+// Redo list, so that the batch is never checkpointed past them. It returns
+// false when stopping.
+func (p *Engine) redoChanges(ctx context.Context, b *Batch, c BatchControl) (bool, error) {
+	redo := b.Redo()
+	if len(redo) == 0 {
+		return true, nil
+	}
+	rb := p.NewBatch(ctx, redo)
+	rb.OneByOne()
+	for i, ch := range redo {
+		ok, err := p.runChange(ctx, rb, ch, c)
+		if err != nil || !ok {
+			b.redo = append(redo[i:], b.redo...)
+			return ok, err
+		}
+		// Written one at a time: what b knows of the doc is stale.
+		b.forget(ch.ID)
+		b.written[ch.ID] = true
+	}
+	if err := p.flushBatch(ctx, rb, c); err != nil {
+		b.redo = append(redo, b.redo...)
+		return false, err
+	}
+	return true, nil
 }
 
 // runChange processes one change of a batch until it completes, is passed

@@ -37,6 +37,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"math/rand/v2"
 	"os"
 	"reflect"
@@ -218,7 +219,6 @@ type diffWorld struct {
 	batches int
 	errs    int // errors returned (retried) by either strategy
 	// rands are the engines' random sources (grouped, serial).
-	rands [2]*seededRand
 }
 
 func newDiffWorld(t *testing.T, seed uint64) *diffWorld {
@@ -238,10 +238,14 @@ func newDiffWorld(t *testing.T, seed uint64) *diffWorld {
 		return e
 	}
 	w := &diffWorld{t: t, seed: seed, grouped: mk(true), serial: mk(false)}
-	for i, e := range []*engine{w.grouped, w.serial} {
-		w.rands[i] = &seededRand{}
-		w.rands[i].reset(seed)
-		e.p.Rand = w.rands[i]
+	for _, e := range []*engine{w.grouped, w.serial} {
+		// Each attempt at a change draws from a source seeded from the case
+		// and the change: both strategies draw the same shortcodes and uuids.
+		e.p.RandFor = func(ch couch.Change) io.Reader {
+			r := &seededRand{}
+			r.reset(changeSeed(seed, ch))
+			return r
+		}
 	}
 	return w
 }
@@ -265,13 +269,6 @@ func (s *seededRand) reset(seed uint64) {
 	var key [32]byte
 	binary.LittleEndian.PutUint64(key[:], seed)
 	s.c = rand.NewChaCha8(key)
-}
-
-// reseed returns the hook resetting world i's random source (0 grouped,
-// 1 serial) from the case and the change: both strategies then draw the
-// same shortcodes and uuids for a change.
-func (w *diffWorld) reseed(i int) func(couch.Change) {
-	return func(ch couch.Change) { w.rands[i].reset(changeSeed(w.seed, ch)) }
 }
 
 // seedFor seeds crypto/rand from the case and the change (testing/cryptotest),
@@ -344,9 +341,8 @@ func (w *diffWorld) batch(ctx context.Context, size int, edits []inBatchEdit) bo
 	for _, ed := range valid {
 		editDoc(w.serial, ed)
 	}
-	h := hooks{before: w.reseed(1)}
+	var h hooks
 	serialRes := w.serial.runOneAtATime(ctx, fb.Changes, h)
-	h.before = w.reseed(0)
 	h.after = func(i int) {
 		for _, ed := range valid {
 			if ed.k == i {

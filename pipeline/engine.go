@@ -59,6 +59,11 @@ type Engine struct {
 	// Rand is the source of random bytes of shortcodes and message uuids;
 	// nil means crypto/rand (tests give a seeded one).
 	Rand io.Reader
+	// RandFor, when set, gives each attempt at a change a source of its own
+	// instead of Rand (tests seed it from the change, so that two runs draw
+	// the same codes even when a change is processed in the middle of
+	// another one).
+	RandFor func(ch couch.Change) io.Reader
 
 	recent recentWrites // info docs of the last group commits' writes
 }
@@ -138,6 +143,11 @@ func (p *Engine) ProcessIn(ctx context.Context, b *Batch, cfg *transitions.Confi
 		// its turn comes: commit what is held back and read it.
 		if err := p.commit(ctx, b); err != nil {
 			return Outcome{}, err
+		}
+		if len(b.redo) > 0 && b.redoNow != nil {
+			if err := b.redoNow(ctx); err != nil {
+				return Outcome{}, err
+			}
 		}
 		doc = nil
 	}
@@ -220,7 +230,7 @@ func (p *Engine) processHeld(ctx context.Context, b *Batch, cfg *transitions.Con
 	// The duplicate counter sees this attempt's messages at once; an
 	// abandoned attempt takes them back (Batch.abandon, handBack).
 	b.cur.dups = p.Dups.Attempt()
-	env := &transitions.Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: b.cur.dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner, Outbox: p.Outbox, Rand: p.Rand}
+	env := &transitions.Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: b.cur.dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner, Outbox: p.Outbox, Rand: p.rand(ch)}
 	c := &transitions.Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
 	records := jsv.CloneMap(jsv.Map(info["transitions"]))
 	if records == nil {
@@ -375,6 +385,14 @@ func runTransitions(ctx context.Context, env *transitions.Env, c *transitions.Ch
 		}
 	}
 	return out, nil
+}
+
+// rand is the random source of an attempt at ch.
+func (p *Engine) rand(ch couch.Change) io.Reader {
+	if p.RandFor != nil {
+		return p.RandFor(ch)
+	}
+	return p.Rand
 }
 
 // observeMessages reports the tasks the transitions added to the doc.
