@@ -29,9 +29,10 @@
 // scans the stored docs, as the views do. HideIndex keeps the index but
 // turns group commit off.
 //
-// Hooks: Fail is called at every store call and may fail it; the Writer
-// methods (Save, SaveBulk, Edit, Delete) are another writer, bypassing Fail
-// and the index.
+// Hooks: Fail is called at every store call and may fail it; BeforeWrite
+// runs before each doc the store calls write (another writer's edit just
+// before the daemon's write); the Writer methods (Save, SaveBulk, Edit,
+// Remove, Load) are another writer, bypassing both hooks and the index.
 package memdb
 
 import (
@@ -70,6 +71,12 @@ type DB struct {
 	// Writer methods) with the operation's name (the method name) and its
 	// doc id, lookup key or ids joined by ","; a non-nil error fails the call.
 	Fail func(op, id string) error
+	// BeforeWrite, when set, is called with the doc's id before each write
+	// of Put, Create and BulkDocs (once per doc with an _id; all of a bulk's
+	// before its first write), once Fail has let the call through and
+	// outside the db's lock: it may change the db (e.g. Edit the doc, as
+	// another writer just before the daemon's write).
+	BeforeWrite func(id string)
 
 	mu      sync.Mutex
 	docs    map[string]*entry
@@ -180,6 +187,17 @@ func (d *DB) fail(op, id string) error {
 	return d.Fail(op, id)
 }
 
+func (d *DB) beforeWrite(ids ...string) {
+	if d.BeforeWrite == nil {
+		return
+	}
+	for _, id := range ids {
+		if id != "" {
+			d.BeforeWrite(id)
+		}
+	}
+}
+
 func (d *DB) notFound(id string) error {
 	return fmt.Errorf("get %s (db %s): %w", id, d.Name, couch.ErrNotFound)
 }
@@ -273,6 +291,7 @@ func (d *DB) Put(_ context.Context, doc Doc) error {
 	if err := d.fail("Put", id); err != nil {
 		return err
 	}
+	d.beforeWrite(id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	err := d.write(doc)
@@ -287,6 +306,7 @@ func (d *DB) Create(_ context.Context, doc Doc) (string, error) {
 	if err := d.fail("Create", id); err != nil {
 		return "", err
 	}
+	d.beforeWrite(id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if id == "" {
@@ -321,6 +341,7 @@ func (d *DB) BulkDocs(_ context.Context, docs []couch.Doc) ([]couch.BulkResult, 
 	if err := d.fail("BulkDocs", strings.Join(ids, ",")); err != nil {
 		return nil, err
 	}
+	d.beforeWrite(ids...)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]couch.BulkResult, len(docs))
@@ -390,6 +411,33 @@ func (d *DB) Edit(id string, fn func(Doc) bool) (bool, error) {
 	doc["_id"] = id
 	doc["_rev"] = e.rev
 	return true, d.write(doc)
+}
+
+// Load stores docs as the db held them before the test, whatever is stored
+// under their ids: each at its own _rev when that is a valid revision
+// ("N-x", N >= 1), else at the revision a first write gives. Each is a write
+// (in the changes log, counted by Puts). It returns d; a doc without an _id
+// panics (a mistake in the test).
+func (d *DB) Load(docs ...Doc) *DB {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, doc := range docs {
+		id, _ := doc["_id"].(string)
+		if id == "" {
+			panic(fmt.Sprintf("memdb %s: Load of a doc without an _id: %v", d.Name, doc))
+		}
+		rev, _ := doc["_rev"].(string)
+		gen := couch.RevGeneration(rev)
+		if gen < 1 {
+			gen, rev = 1, revFor(id, 1)
+		}
+		stored := clone(doc)
+		stored["_rev"] = rev
+		d.seq++
+		d.log = append(d.log, id)
+		d.docs[id] = &entry{doc: stored, rev: rev, gen: gen, seq: d.seq}
+	}
+	return d
 }
 
 // Remove deletes a doc as another writer; false when it does not exist.
@@ -477,6 +525,20 @@ func (d *DB) Tombstones() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Puts returns the number of successful writes of id, by every writer
+// (Load included): its entries in the changes log.
+func (d *DB) Puts(id string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, l := range d.log {
+		if l == id {
+			n++
+		}
+	}
+	return n
 }
 
 // Seq returns the db's update sequence (the number of writes).

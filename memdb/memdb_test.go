@@ -271,3 +271,83 @@ func TestFailHookAndClone(t *testing.T) {
 		t.Error("clone shares state or hooks")
 	}
 }
+
+func TestLoadKeepsValidRevisionsAndPutsCountWrites(t *testing.T) {
+	db := memdb.New("main").Load(memdb.Doc{"_id": "a", "_rev": "3-abc", "n": 1}, memdb.Doc{"_id": "b"}, memdb.Doc{"_id": "c", "_rev": "junk"})
+	if rev := db.Peek("a")["_rev"]; rev != "3-abc" {
+		t.Errorf("a loaded at %v, want its own 3-abc", rev)
+	}
+	if _, isFloat := db.Peek("a")["n"].(float64); !isFloat {
+		t.Errorf("a loaded doc is not cloned as through JSON: %T", db.Peek("a")["n"])
+	}
+	for _, id := range []string{"b", "c"} {
+		if rev, _ := db.Peek(id)["_rev"].(string); !strings.HasPrefix(rev, "1-") || rev == "junk" {
+			t.Errorf("%s loaded at %q, want a first revision", id, rev)
+		}
+	}
+	// The loaded revision is the current one: a write at it succeeds and
+	// continues its generation; one at another is a conflict.
+	if err := db.Put(ctx, memdb.Doc{"_id": "a", "_rev": "1-abc"}); !errors.Is(err, couch.ErrConflict) {
+		t.Errorf("put at a wrong rev: %v", err)
+	}
+	a := memdb.Doc{"_id": "a", "_rev": "3-abc"}
+	if err := db.Put(ctx, a); err != nil || !strings.HasPrefix(a["_rev"].(string), "4-") {
+		t.Errorf("put at the loaded rev: %v, rev %v", err, a["_rev"])
+	}
+	// Loads are writes: in the feed, and counted.
+	if ch := db.Changes(0, 0); len(ch.Changes) != 3 || ch.LastSeq != "4" {
+		t.Errorf("changes after load %+v", ch)
+	}
+	_, _ = db.Edit("b", func(d memdb.Doc) bool { d["x"] = 1; return true })
+	_ = db.Delete(ctx, "b", db.Peek("b")["_rev"].(string))
+	if got := []int{db.Puts("a"), db.Puts("b"), db.Puts("c"), db.Puts("none")}; !reflect.DeepEqual(got, []int{2, 3, 1, 0}) {
+		t.Errorf("puts a, b, c, none = %v, want [2 3 1 0]", got)
+	}
+	// A failed write is not counted.
+	_ = db.Put(ctx, memdb.Doc{"_id": "c", "_rev": "9-zzz"})
+	if db.Puts("c") != 1 {
+		t.Errorf("a conflict was counted: %d", db.Puts("c"))
+	}
+}
+
+func TestBeforeWriteRunsBeforeEachWriteOutsideTheLock(t *testing.T) {
+	db := memdb.New("main").Load(memdb.Doc{"_id": "a"}, memdb.Doc{"_id": "b"})
+	var calls []string
+	db.BeforeWrite = func(id string) {
+		calls = append(calls, id)
+		// Another writer edits the doc just before the daemon's write: this
+		// runs outside the lock (it would deadlock otherwise).
+		_, _ = db.Edit(id, func(d memdb.Doc) bool { d["edited"] = true; return true })
+	}
+	a := db.Peek("a")
+	if err := db.Put(ctx, a); !errors.Is(err, couch.ErrConflict) {
+		t.Errorf("put after another writer's edit: %v, want a conflict", err)
+	}
+	if db.Peek("a")["edited"] != true {
+		t.Error("the edit was lost")
+	}
+	b := db.Peek("b")
+	res, err := db.BulkDocs(ctx, []couch.Doc{b, {"_id": "new"}})
+	if err != nil || !errors.Is(res[0].Err, couch.ErrConflict) || res[1].Err != nil {
+		t.Errorf("bulk: %+v %v", res, err)
+	}
+	if _, err := db.Create(ctx, memdb.Doc{"_id": "made"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Create(ctx, memdb.Doc{"x": 1}); err != nil { // generated id: not reported
+		t.Fatal(err)
+	}
+	// Fail refusing a call: BeforeWrite is not called.
+	db.Fail = func(op, _ string) error {
+		if op == "Put" {
+			return errors.New("down")
+		}
+		return nil
+	}
+	_ = db.Put(ctx, memdb.Doc{"_id": "refused"})
+	// The Writer methods are not hooked.
+	_ = db.Save(memdb.Doc{"_id": "saved"})
+	if want := []string{"a", "b", "new", "made"}; !reflect.DeepEqual(calls, want) {
+		t.Errorf("calls %v, want %v", calls, want)
+	}
+}

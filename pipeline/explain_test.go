@@ -14,11 +14,13 @@ import (
 	"sentinel-go/config"
 	"sentinel-go/couch"
 	"sentinel-go/jsv"
+	"sentinel-go/memdb"
 )
 
 func TestDryStoreKeepsWritesInMemory(t *testing.T) {
 	ctx := context.Background()
-	mem := newMemStore(transitions.Doc{"_id": "a", "n": 1.0})
+	mem := memdb.New("medic").Load(transitions.Doc{"_id": "a", "n": 1.0})
+	rev1 := mem.Peek("a")["_rev"]
 	dry := newDryStore(mem)
 
 	a, err := dry.Get(ctx, "a")
@@ -35,10 +37,10 @@ func TestDryStoreKeepsWritesInMemory(t *testing.T) {
 	if got, _ := dry.Get(ctx, "a"); got["n"] != 2.0 {
 		t.Errorf("a later read does not see the write: %v", got)
 	}
-	if got, _ := mem.Get(ctx, "a"); got["n"] != 1.0 || got["_rev"] != "1-a" {
+	if got, _ := mem.Get(ctx, "a"); got["n"] != 1.0 || got["_rev"] != rev1 {
 		t.Errorf("the write reached the store: %v", got)
 	}
-	stale := transitions.Doc{"_id": "a", "_rev": "1-a", "n": 3.0}
+	stale := transitions.Doc{"_id": "a", "_rev": rev1, "n": 3.0}
 	if err := dry.Put(ctx, stale); !transitions.IsConflict(err) {
 		t.Errorf("stale put: got %v, want a conflict", err)
 	}
@@ -52,7 +54,7 @@ func TestDryStoreKeepsWritesInMemory(t *testing.T) {
 	if err != nil || id == "" {
 		t.Fatalf("create without id: %q %v", id, err)
 	}
-	res, err := dry.BulkDocs(ctx, []couch.Doc{{"_id": "c"}, {"_id": "a", "_rev": "1-a"}})
+	res, err := dry.BulkDocs(ctx, []couch.Doc{{"_id": "c"}, {"_id": "a", "_rev": rev1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +139,12 @@ func TestExplainWritesNothing(t *testing.T) {
 	if !cfg.Valid() {
 		t.Fatal(cfg.ErrorSummary())
 	}
-	main := newMemStore(
+	main := memdb.New("medic").Load(
 		transitions.Doc{"_id": "chw", "type": "person", "phone": "+254712345678", "name": "CHW"},
 		transitions.Doc{"_id": "r1", "type": "data_record", "form": "R", "from": "+254712345678", "reported_date": 1.0, "fields": map[string]any{"ok": false}},
 	)
-	sentinel := newMemStore()
+	rev1 := main.Peek("r1")["_rev"]
+	sentinel := memdb.New("medic-sentinel")
 	ex, err := Explain(ctx, ExplainOptions{Config: cfg, Main: main, Sentinel: sentinel, DocID: "r1"})
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +169,7 @@ func TestExplainWritesNothing(t *testing.T) {
 	if !ex.Changed || len(ex.Diff) == 0 || ex.Now != "2026-01-15T12:00:00.000Z" {
 		t.Errorf("explanation: changed %v, diff %+v, now %s", ex.Changed, ex.Diff, ex.Now)
 	}
-	if got, _ := main.Get(ctx, "r1"); got["_rev"] != "1-a" || got["contact"] != nil {
+	if got, _ := main.Get(ctx, "r1"); got["_rev"] != rev1 || got["contact"] != nil {
 		t.Errorf("the doc was written: %v", got)
 	}
 	if _, err := sentinel.Get(ctx, "r1-info"); !transitions.IsNotFound(err) {
@@ -179,7 +182,7 @@ func TestExplainWritesNothing(t *testing.T) {
 
 func TestExplainMissingDoc(t *testing.T) {
 	cfg := transitions.Load(map[string]any{"transitions": map[string]any{"update_clinics": true}}, nil)
-	_, err := Explain(context.Background(), ExplainOptions{Config: cfg, Main: newMemStore(), Sentinel: newMemStore(), DocID: "nope"})
+	_, err := Explain(context.Background(), ExplainOptions{Config: cfg, Main: memdb.New("medic"), Sentinel: memdb.New("medic-sentinel"), DocID: "nope"})
 	if !transitions.IsNotFound(err) {
 		t.Errorf("got %v, want not found", err)
 	}
@@ -200,8 +203,8 @@ func TestExplainSendsNoOutboundPush(t *testing.T) {
 	if !cfg.Valid() {
 		t.Fatal(cfg.ErrorSummary())
 	}
-	main := newMemStore(transitions.Doc{"_id": "r1", "type": "data_record", "form": "test"})
-	sentinel := newMemStore()
+	main := memdb.New("medic").Load(transitions.Doc{"_id": "r1", "type": "data_record", "form": "test"})
+	sentinel := memdb.New("medic-sentinel")
 	ex, err := Explain(context.Background(), ExplainOptions{Config: cfg, Main: main, Sentinel: sentinel, DocID: "r1"})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"sentinel-go/config"
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
+	"sentinel-go/memdb"
 )
 
 // fuzzSettings enables every transition that takes a doc from the feed, with
@@ -64,12 +65,12 @@ func FuzzProcess(f *testing.F) {
 			return
 		}
 		doc["_id"] = "r1"
-		main := newMemStore(
+		main := memdb.New("medic").Load(
 			transitions.Doc{"_id": "clinic", "type": "clinic", "name": "C", "contact": map[string]any{"_id": "chw"}},
 			transitions.Doc{"_id": "chw", "type": "person", "name": "W", "phone": "+254712345678", "parent": map[string]any{"_id": "clinic"}},
 			transitions.Doc{"_id": "pat", "type": "person", "name": "P", "patient_id": "11111", "parent": map[string]any{"_id": "clinic"}},
 			doc)
-		p := &Engine{Main: main, Sentinel: newMemStore(), Log: zerolog.Nop(),
+		p := &Engine{Main: main, Sentinel: memdb.New("medic-sentinel"), Log: zerolog.Nop(),
 			JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: 50 * time.Millisecond}), Location: time.UTC}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -19,6 +19,7 @@ import (
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
+	"sentinel-go/memdb"
 	"sentinel-go/outbound"
 )
 
@@ -65,8 +66,8 @@ func mfoPush(base, path, relevant string, mapping map[string]any, extra map[stri
 
 type mfoWorld struct {
 	t        *testing.T
-	main     *memStore
-	sentinel *memStore
+	main     *memdb.DB
+	sentinel *memdb.DB
 	proc     *Engine
 	cfg      *transitions.Config
 	seq      int
@@ -80,7 +81,7 @@ func newMFOWorld(t *testing.T, out map[string]any, now time.Time, order ...strin
 	if !cfg.Valid() {
 		t.Fatal(cfg.Problems)
 	}
-	w := &mfoWorld{t: t, main: newMemStore(), sentinel: newMemStore(), cfg: cfg}
+	w := &mfoWorld{t: t, main: memdb.New("medic"), sentinel: memdb.New("medic-sentinel"), cfg: cfg}
 	w.proc = &Engine{Main: w.main, Sentinel: w.sentinel, Log: zerolog.Nop(), Location: time.UTC,
 		JS: jsexpr.NewSandbox(jsexpr.Options{}), Clock: func() time.Time { return now }}
 	return w
@@ -131,7 +132,7 @@ func TestMarkForOutbound(t *testing.T) {
 		if out.Changed {
 			t.Error("the doc must not change")
 		}
-		rev := w.main.docs["r1"]["_rev"]
+		rev := w.main.Peek("r1")["_rev"]
 		if got := sink.got("/one"); !reflect.DeepEqual(got, []map[string]any{{"id": "r1", "rev": rev}}) {
 			t.Errorf("bodies = %v", got)
 		}

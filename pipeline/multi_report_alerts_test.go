@@ -14,6 +14,7 @@ import (
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
+	"sentinel-go/memdb"
 )
 
 func mraSettings(alerts ...any) map[string]any {
@@ -42,7 +43,7 @@ func mraAlertCfg(over map[string]any) map[string]any {
 
 // mraWorld is a small district: two CHWs under one health centre, and a
 // stranger elsewhere.
-func mraWorld(reports ...Doc) *memStore {
+func mraWorld(reports ...Doc) *memdb.DB {
 	docs := []transitions.Doc{
 		{"_id": "district", "type": "district_hospital", "name": "District"},
 		{"_id": "hc", "type": "health_center", "name": "HC", "parent": map[string]any{"_id": "district"}},
@@ -50,7 +51,7 @@ func mraWorld(reports ...Doc) *memStore {
 		{"_id": "chw2", "type": "person", "name": "Bob", "phone": "+254700000002", "parent": map[string]any{"_id": "hc", "parent": map[string]any{"_id": "district"}}},
 		{"_id": "other", "type": "person", "name": "Cid", "phone": "+254700000003"},
 	}
-	return newMemStore(append(docs, reports...)...)
+	return memdb.New("medic").Load(append(docs, reports...)...)
 }
 
 func mraReport(id, form, chw string, reportedMs float64, extra map[string]any) transitions.Doc {
@@ -74,7 +75,7 @@ const mraDay = 86400000.0
 func TestMultiReportAlertsRunawayRecorded(t *testing.T) {
 	now := 1714557600000.0
 	main := mraWorld(mraReport("L", "C", "chw1", now, nil), mraReport("L2", "C", "chw2", now+1, nil))
-	sentinel := newMemStore()
+	sentinel := memdb.New("medic-sentinel")
 	settings := mraSettings(mraAlertCfg(map[string]any{"is_report_counted": "function(r, l) { for (;;) {} }"}))
 	cfg := transitions.Load(settings, config.Translations{})
 	if !cfg.Valid() {
@@ -91,7 +92,7 @@ func TestMultiReportAlertsRunawayRecorded(t *testing.T) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("processing %s took %v", id, d)
 		}
-		doc := main.docs[id]
+		doc := main.Peek(id)
 		errs := jsv.Slice(doc["errors"])
 		if len(errs) != 1 {
 			t.Fatalf("%s errors = %v", id, errs)
@@ -101,7 +102,7 @@ func TestMultiReportAlertsRunawayRecorded(t *testing.T) {
 			!strings.HasPrefix(jsv.String(e["message"]), "transitions.Transition error on multi_report_alerts: multi_report_alerts threw errors") {
 			t.Errorf("%s error = %v", id, e)
 		}
-		rec := jsv.Map(jsv.Map(sentinel.docs[id+"-info"]["transitions"])["multi_report_alerts"])
+		rec := jsv.Map(jsv.Map(sentinel.Peek(id + "-info")["transitions"])["multi_report_alerts"])
 		if rec["ok"] != false {
 			t.Errorf("%s record = %v, want ok: false", id, rec)
 		}

@@ -8,11 +8,12 @@ import (
 
 	"sentinel-go/couch"
 	"sentinel-go/jsv"
+	"sentinel-go/memdb"
 )
 
 // descendantsDown is the main db with its descendants query failing.
 type descendantsDown struct {
-	*memStore
+	*memdb.DB
 	err error
 }
 
@@ -30,13 +31,12 @@ func TestMutingDatabaseFailureIsRetried(t *testing.T) {
 	if !down.Temporary() {
 		t.Fatal("a 503 should be temporary")
 	}
-	w.proc.Main = descendantsDown{memStore: w.main, err: down}
+	w.proc.Main = descendantsDown{DB: w.main, err: down}
 
 	if err := w.main.Put(ctx, mutingReport("mute1", "mute", "patient_id", "99999")); err != nil {
 		t.Fatal(err)
 	}
-	ch := w.main.changes[len(w.main.changes)-1]
-	_, err := w.proc.Process(ctx, w.cfg, couch.Change{ID: ch.id, Seq: fmt.Sprint(ch.seq)})
+	_, err := w.proc.Process(ctx, w.cfg, couch.Change{ID: "mute1", Seq: fmt.Sprint(w.main.Seq())})
 	if err == nil {
 		t.Fatal("Process returned nil on a 503 from the database: the change would be checkpointed and the mute lost")
 	}

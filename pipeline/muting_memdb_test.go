@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sentinel-go/transitions"
+	"strconv"
 	"testing"
 	"time"
 
@@ -13,24 +14,25 @@ import (
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
+	"sentinel-go/memdb"
 )
 
 // mutingWorld is a main and a sentinel db with a processor, fed like the
 // daemon's feed: every write to the main db is processed in order.
 type mutingWorld struct {
 	t              *testing.T
-	main, sentinel *memStore
+	main, sentinel *memdb.DB
 	proc           *Engine
 	cfg            *transitions.Config
 	now            time.Time
-	done           int // index into main.changes already processed
+	done           int // seq of the main db's changes already processed
 }
 
 var mutingT0 = time.Date(2024, 5, 10, 9, 0, 0, 0, time.UTC)
 
 func newMutingWorld(t *testing.T, settings map[string]any, docs ...Doc) *mutingWorld {
 	t.Helper()
-	w := &mutingWorld{t: t, main: newMemStore(), sentinel: newMemStore(), now: mutingT0}
+	w := &mutingWorld{t: t, main: memdb.New("medic"), sentinel: memdb.New("medic-sentinel"), now: mutingT0}
 	w.cfg = transitions.Load(settings, config.Translations{"en": {}})
 	if !w.cfg.Valid() {
 		t.Fatalf("settings invalid: %s", w.cfg.ErrorSummary())
@@ -45,11 +47,7 @@ func newMutingWorld(t *testing.T, settings map[string]any, docs ...Doc) *mutingW
 func (w *mutingWorld) save(docs ...Doc) {
 	w.t.Helper()
 	for _, d := range docs {
-		d = jsonClone(d)
-		if cur, ok := w.main.docs[d["_id"].(string)]; ok {
-			d["_rev"] = cur["_rev"]
-		}
-		if err := w.main.Put(context.Background(), d); err != nil {
+		if err := w.main.Save(d); err != nil {
 			w.t.Fatal(err)
 		}
 	}
@@ -60,43 +58,35 @@ func (w *mutingWorld) save(docs ...Doc) {
 // feed delivers them) until none is left.
 func (w *mutingWorld) drain() {
 	w.t.Helper()
-	for n := 0; w.done < len(w.main.changes); n++ {
+	for n := 0; ; n++ {
 		if n > 500 {
 			w.t.Fatal("changes never settle: a transition keeps re-triggering itself")
 		}
-		ch := w.main.changes[w.done]
-		w.done++
-		if w.superseded(ch) {
-			continue
+		// The next change, skipping writes superseded by a later one of the
+		// same doc (the feed only reports the latest revision).
+		b := w.main.Changes(w.done, 1)
+		if len(b.Changes) == 0 {
+			return
 		}
+		ch := b.Changes[0]
+		w.done, _ = strconv.Atoi(ch.Seq)
 		w.now = w.now.Add(time.Second)
-		if _, err := w.proc.Process(context.Background(), w.cfg, couch.Change{ID: ch.id, Seq: fmt.Sprint(ch.seq)}); err != nil {
-			w.t.Fatalf("process %s: %v", ch.id, err)
+		if _, err := w.proc.Process(context.Background(), w.cfg, couch.Change{ID: ch.ID, Seq: ch.Seq}); err != nil {
+			w.t.Fatalf("process %s: %v", ch.ID, err)
 		}
 	}
-}
-
-// superseded: a later change of the same doc is pending (the feed only
-// reports the latest revision).
-func (w *mutingWorld) superseded(ch memChange) bool {
-	for _, later := range w.main.changes[w.done:] {
-		if later.id == ch.id {
-			return true
-		}
-	}
-	return false
 }
 
 func (w *mutingWorld) doc(id string) transitions.Doc {
 	w.t.Helper()
-	d, ok := w.main.docs[id]
-	if !ok {
+	d := w.main.Peek(id)
+	if d == nil {
 		w.t.Fatalf("no doc %s", id)
 	}
 	return d
 }
 
-func (w *mutingWorld) info(id string) transitions.Doc { return w.sentinel.docs[transitions.InfoID(id)] }
+func (w *mutingWorld) info(id string) transitions.Doc { return w.sentinel.Peek(transitions.InfoID(id)) }
 
 // history returns "muted/report_id" per muting_history entry of id's info doc.
 func (w *mutingWorld) history(id string) []string {

@@ -13,6 +13,7 @@ import (
 	"sentinel-go/couch"
 	"sentinel-go/couch/couchtest"
 	"sentinel-go/jsexpr"
+	"sentinel-go/memdb"
 )
 
 func TestBuildEnablingAndOrder(t *testing.T) {
@@ -158,9 +159,9 @@ func TestResolvePending(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			sentinel := newMemStore(transitions.Doc{"_id": "r1-info", "type": "info", "doc_id": "r1",
+			sentinel := memdb.New("medic-sentinel").Load(transitions.Doc{"_id": "r1-info", "type": "info", "doc_id": "r1",
 				pendingKey: map[string]any{"rev": "1-a", "transitions": records}})
-			p := &Engine{Sentinel: sentinel, Main: newMemStore()}
+			p := &Engine{Sentinel: sentinel, Main: memdb.New("medic")}
 			b := p.NewBatch(ctx, nil)
 			info, _ := sentinel.Get(ctx, "r1-info")
 			got, err := p.resolvePending(ctx, b, "r1", info, c.docRev)
