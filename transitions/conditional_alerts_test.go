@@ -10,6 +10,7 @@ import (
 	"sentinel-go/config"
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
+	"sentinel-go/memdb"
 )
 
 func caSettings(alerts any) map[string]any {
@@ -86,14 +87,14 @@ func TestHistoryFunc(t *testing.T) {
 	}
 }
 
-func caWorld(reports ...Doc) *memStore {
+func caWorld(reports ...Doc) *memdb.DB {
 	docs := []Doc{
 		{"_id": "clinic", "type": "clinic", "name": "Clinic", "contact": map[string]any{"_id": "nurse"}},
 		{"_id": "nurse", "type": "person", "name": "Nurse", "phone": "+254700000010", "parent": map[string]any{"_id": "clinic"}},
 		{"_id": "clinic2", "type": "clinic", "name": "Other clinic"},
 		{"_id": "nurse2", "type": "person", "name": "Nurse 2", "phone": "+254700000020", "parent": map[string]any{"_id": "clinic2"}},
 	}
-	return newMemStore(append(docs, reports...)...)
+	return memdb.New("medic").Load(append(docs, reports...)...)
 }
 
 func caReport(id, nurse string, reported float64, temp float64) Doc {

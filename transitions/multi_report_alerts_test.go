@@ -15,6 +15,7 @@ import (
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"
+	"sentinel-go/memdb"
 	"sentinel-go/messages"
 )
 
@@ -178,7 +179,7 @@ func TestNewReports(t *testing.T) {
 }
 
 func TestMultiReportRecipients(t *testing.T) {
-	env := alertsEnv(t, mraSettings(), newMemStore(), 200*time.Millisecond)
+	env := alertsEnv(t, mraSettings(), memdb.New("medic"), 200*time.Millisecond)
 	compile := func(srcs ...any) mraAlert {
 		a, ps := parseMultiAlert(mraAlertCfg(map[string]any{"recipients": srcs}), "multi_report_alerts[0]")
 		if a == nil {
@@ -231,7 +232,7 @@ func TestMultiReportRecipients(t *testing.T) {
 
 // mraWorld is a small district: two CHWs under one health centre, and a
 // stranger elsewhere.
-func mraWorld(reports ...Doc) *memStore {
+func mraWorld(reports ...Doc) *memdb.DB {
 	docs := []Doc{
 		{"_id": "district", "type": "district_hospital", "name": "District"},
 		{"_id": "hc", "type": "health_center", "name": "HC", "parent": map[string]any{"_id": "district"}},
@@ -239,7 +240,7 @@ func mraWorld(reports ...Doc) *memStore {
 		{"_id": "chw2", "type": "person", "name": "Bob", "phone": "+254700000002", "parent": map[string]any{"_id": "hc", "parent": map[string]any{"_id": "district"}}},
 		{"_id": "other", "type": "person", "name": "Cid", "phone": "+254700000003"},
 	}
-	return newMemStore(append(docs, reports...)...)
+	return memdb.New("medic").Load(append(docs, reports...)...)
 }
 
 func mraReport(id, form, chw string, reportedMs float64, extra map[string]any) Doc {
@@ -302,9 +303,11 @@ func TestMultiReportAlertsRun(t *testing.T) {
 	// A third counted report: the threshold is met by all counted reports,
 	// but only its own sender is new.
 	c.Doc["_rev"] = "2-b"
-	store.docs["L"] = jsonClone(lineage.Minify(c.Doc))
-	delete(store.docs, "same") // it would be counted (and new) for L3
-	store.docs["L3"] = jsonClone(mraReport("L3", "C", "chw1", now+1000, nil))
+	store.Load(lineage.Minify(c.Doc))
+	if ok, err := store.Remove("same"); !ok || err != nil { // it would be counted (and new) for L3
+		t.Fatalf("remove same: %v %v", ok, err)
+	}
+	store.Load(mraReport("L3", "C", "chw1", now+1000, nil))
 	c3 := &Change{ID: "L3", Doc: hydrated(t, env, "L3"), Info: Doc{}}
 	if changed, err := tr.Run(context.Background(), env, c3); err != nil || !changed {
 		t.Fatalf("Run L3 = %v, %v", changed, err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"sentinel-go/config"
+	"sentinel-go/memdb"
 )
 
 func TestReportPeriod(t *testing.T) {
@@ -94,7 +95,7 @@ func TestLeafPlaceTypes(t *testing.T) {
 	}
 }
 
-func usrWorld(reports ...Doc) *memStore {
+func usrWorld(reports ...Doc) *memdb.DB {
 	lineageOf := map[string]any{"_id": "hc", "parent": map[string]any{"_id": "district"}}
 	docs := []Doc{
 		{"_id": "district", "type": "district_hospital"},
@@ -106,7 +107,7 @@ func usrWorld(reports ...Doc) *memStore {
 		{"_id": "p3", "type": "person", "parent": map[string]any{"_id": "clinic2", "parent": lineageOf}},
 		{"_id": "sup", "type": "person", "parent": map[string]any{"_id": "hc", "parent": map[string]any{"_id": "district"}}},
 	}
-	return newMemStore(append(docs, reports...)...)
+	return memdb.New("medic").Load(append(docs, reports...)...)
 }
 
 func usrReport(id, person, storedParent string, fields map[string]any) Doc {
@@ -155,7 +156,7 @@ func TestUpdateScheduledReportsRun(t *testing.T) {
 				t.Fatalf("Run = %v, %v", changed, err)
 			}
 			var left []string
-			for id, d := range store.docs {
+			for id, d := range store.All() {
 				if d["type"] == "data_record" {
 					left = append(left, id)
 				}
