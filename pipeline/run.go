@@ -1,0 +1,204 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"sentinel-go/couch"
+	"sentinel-go/transitions"
+)
+
+// BatchControl is how the caller of RunBatch steers a batch: which config
+// is in force, what happens when a change fails, and what it is told.
+type BatchControl struct {
+	// Config returns the config in force; it is read at each attempt of a
+	// change, so a reload applies to the next attempt.
+	Config func() *transitions.Config
+	// Failed is told that an attempt of a change failed (attempt counts
+	// from 1). It waits as it sees fit and returns true to try the change
+	// again (its doc read anew), false to pass over it (the change counts
+	// as completed: the caller has logged why). Nil: RunBatch stops at the
+	// first failure and returns it.
+	Failed func(ctx context.Context, ch couch.Change, attempt int, err error) bool
+	// Done is told each change completed, in order.
+	Done func(ch couch.Change, out Outcome)
+	// Before is told each attempt of a change just before it runs (tests
+	// seed their random source from it so that two runs draw the same ids).
+	Before func(ch couch.Change)
+	// Retry runs one of the batch's writes until it succeeds or ctx ends
+	// (the daemon retries while the server is unreachable). Nil: once.
+	Retry func(ctx context.Context, what string, write func(context.Context) error) error
+	// Grace bounds the attempt in hand once ctx is done: a change that has
+	// started finishes after a stop request, within Grace (default 4 s).
+	Grace time.Duration
+	// Bound bounds one attempt while running (default 2 minutes).
+	Bound time.Duration
+}
+
+// BatchResult says how far a batch got.
+type BatchResult struct {
+	// Done is the seq of the last change completed with everything it did
+	// written: the checkpoint may move there. "" when none.
+	Done string
+	// Stopped is true when ctx ended before every change completed.
+	Stopped bool
+}
+
+// RunBatch processes changes in feed order as one batch and writes what
+// they did: the batch lifecycle of the daemon's feed loop, of Process and of
+// the tests. Each change is processed on its doc as it is when its turn
+// comes (see ProcessIn); a failed change is handed to c.Failed; the writes
+// held back are committed (with c.Retry), changes whose held-back writes
+// failed are processed again one at a time, and only then is Done set.
+// Design docs, info docs and deleted docs complete at once (Outcome.Ignored).
+func (p *Engine) RunBatch(ctx context.Context, changes []couch.Change, c BatchControl) (BatchResult, error) {
+	var res BatchResult
+	b := p.NewBatch(ctx, changes)
+	// A change whose held-back save fails when a later change commits the
+	// batch (before a view query, a write to another doc) is processed
+	// again right then, before that later change reads anything: one at a
+	// time, its save came first.
+	b.redoNow = func(ctx context.Context) error {
+		ok, err := p.redoChanges(ctx, b, c)
+		if err == nil && !ok {
+			err = errStopping
+		}
+		return err
+	}
+	done := ""
+	for _, ch := range changes {
+		if ctx.Err() != nil {
+			res.Stopped = true
+			break
+		}
+		ok, err := p.runChange(ctx, b, ch, c)
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			res.Stopped = true // stopping before this change completed
+			break
+		}
+		done = ch.Seq
+	}
+	if done == "" {
+		return res, nil
+	}
+	b.redoNow = nil
+	if err := p.flushBatch(ctx, b, c); err != nil {
+		return res, err
+	}
+	ok, err := p.redoChanges(ctx, b, c)
+	if err != nil {
+		return res, err
+	}
+	if !ok {
+		res.Stopped = true
+		return res, nil // not checkpointed: processed again on restart
+	}
+	res.Done = done
+	return res, nil
+}
+
+// errStopping fails the change in hand when the daemon stops while changes
+// handed back by a commit are processed again.
+var errStopping = errors.New("stopping before the changes to redo were processed")
+
+// redoChanges processes the changes b handed back, one at a time, and
+// writes them. Those not completed (the daemon stops, an error) stay in b's
+// Redo list, so that the batch is never checkpointed past them. It returns
+// false when stopping.
+func (p *Engine) redoChanges(ctx context.Context, b *Batch, c BatchControl) (bool, error) {
+	redo := b.Redo()
+	if len(redo) == 0 {
+		return true, nil
+	}
+	rb := p.NewBatch(ctx, redo)
+	rb.OneByOne()
+	for i, ch := range redo {
+		ok, err := p.runChange(ctx, rb, ch, c)
+		if err != nil || !ok {
+			b.redo = append(redo[i:], b.redo...)
+			return ok, err
+		}
+		// Written one at a time: what b knows of the doc is stale.
+		b.forget(ch.ID)
+		b.written[ch.ID] = true
+	}
+	if err := p.flushBatch(ctx, rb, c); err != nil {
+		b.redo = append(redo, b.redo...)
+		return false, err
+	}
+	return true, nil
+}
+
+// runChange processes one change of a batch until it completes, is passed
+// over, or the daemon stops (false).
+func (p *Engine) runChange(ctx context.Context, b *Batch, ch couch.Change, c BatchControl) (bool, error) {
+	if Ignored(ch.ID) || ch.Deleted {
+		// Deleted docs: their info docs go in background cleanup.
+		if c.Done != nil {
+			c.Done(ch, Outcome{Ignored: true})
+		}
+		return true, nil
+	}
+	grace, bound := c.Grace, c.Bound
+	if grace <= 0 {
+		grace = 4 * time.Second
+	}
+	if bound <= 0 {
+		bound = 2 * time.Minute
+	}
+	for attempt := 1; ; attempt++ {
+		limit := bound
+		if ctx.Err() != nil {
+			limit = grace
+		}
+		// The change in hand finishes even when a stop arrives meanwhile.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
+		if c.Before != nil {
+			c.Before(ch)
+		}
+		out, err := p.ProcessIn(pctx, b, c.Config(), ch)
+		cancel()
+		if err == nil {
+			if c.Done != nil {
+				c.Done(ch, out)
+			}
+			return true, nil
+		}
+		if ctx.Err() != nil {
+			p.Log.Warn().Str("doc_id", ch.ID).Err(err).Msg("Stopping before this change completed; it will be processed again on restart")
+			return false, nil
+		}
+		if c.Failed == nil {
+			return false, err
+		}
+		if !c.Failed(ctx, ch, attempt, err) {
+			if ctx.Err() != nil {
+				return false, nil
+			}
+			return true, nil
+		}
+		ch.Doc = nil // re-read the doc on retry
+	}
+}
+
+// flushBatch writes what b holds back: at once, then with c.Retry.
+func (p *Engine) flushBatch(ctx context.Context, b *Batch, c BatchControl) error {
+	grace := c.Grace
+	if grace <= 0 {
+		grace = 4 * time.Second
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	err := p.Flush(pctx, b)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	if c.Retry == nil {
+		return err
+	}
+	return c.Retry(ctx, "write the batch", func(ctx context.Context) error { return p.Flush(ctx, b) })
+}
