@@ -61,6 +61,10 @@ func Names() []string {
 // found. Any error-severity problem means no transition may run: an unknown
 // key, a transition this build does not implement yet, or an invalid config.
 func Build(s *config.Settings) ([]Transition, []config.Problem) {
+	if p, ok := transitionsShape(s.Raw["transitions"]); !ok {
+		// A wrong shape is an invalid config, not "nothing enabled".
+		return nil, []config.Problem{p}
+	}
 	enabled, _ := s.TransitionKeys()
 	on := map[string]bool{}
 	var problems []config.Problem
@@ -102,6 +106,31 @@ func Build(s *config.Settings) ([]Transition, []config.Problem) {
 		}
 	}
 	return list, problems
+}
+
+// transitionsShape checks that settings.transitions is an object (absent or
+// null: none configured); any other value is an error at its path.
+func transitionsShape(v any) (config.Problem, bool) {
+	switch v.(type) {
+	case nil, map[string]any:
+		return config.Problem{}, true
+	}
+	return config.Errorf("transitions", "must be an object of transition names, e.g. {\"registration\": true}, not %s", jsonType(v)), false
+}
+
+// jsonType names the JSON type of a decoded value, for messages.
+func jsonType(v any) string {
+	switch x := v.(type) {
+	case string:
+		return fmt.Sprintf("the string %q", x)
+	case float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 // Config is everything loaded from the settings and translation docs that a
