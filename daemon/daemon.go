@@ -280,29 +280,37 @@ func (d *Daemon) reload(ctx context.Context) error {
 	for _, p := range append(transitions.Lint(settings.Raw), reminderProblems...) {
 		log.Warn().Str("path", p.Path).Msg(p.Message)
 	}
-	old := d.cfg.Load()
 	if !cfg.Valid() {
 		d.metrics.reloads.WithLabelValues("invalid").Inc()
-		if old == nil || !old.Valid() {
-			// Nothing valid to keep: transitions stay disabled, the feed waits.
-			d.cfg.Store(cfg)
+		if old := d.cfg.Load(); old != nil && old.Valid() {
+			// The previous valid config keeps running: say so, nothing is disabled.
+			log.Error().Strs("transitions", transitionNames(old)).
+				Msg("The new configuration is invalid (see the errors above); keeping the previous configuration")
+			return nil
 		}
+		// Nothing valid to keep: transitions stay disabled, the feed waits.
+		d.cfg.Store(cfg)
 		log.Error().Msg("Transitions are disabled until the above configuration errors are fixed.")
 		d.notify()
 		return nil
 	}
 	d.metrics.reloads.WithLabelValues("valid").Inc()
 	d.cfg.Store(cfg)
-	names := make([]string, len(cfg.Transitions))
-	for i, t := range cfg.Transitions {
-		names[i] = t.Name()
-	}
-	log.Info().Strs("transitions", names).Int("locales", len(tr)).Msg("Config loaded")
+	log.Info().Strs("transitions", transitionNames(cfg)).Int("locales", len(tr)).Msg("Config loaded")
 	if !d.ready.Swap(true) {
 		d.sd.send("READY=1\nSTATUS=Following changes")
 	}
 	d.notify()
 	return nil
+}
+
+// transitionNames lists the transitions a config runs, in order.
+func transitionNames(cfg *transitions.Config) []string {
+	names := make([]string, len(cfg.Transitions))
+	for i, t := range cfg.Transitions {
+		names[i] = t.Name()
+	}
+	return names
 }
 
 // maxRSSKiB is the process's peak resident memory (0 when unknown).
@@ -391,7 +399,11 @@ func (d *Daemon) watchConfig(ctx context.Context) {
 		if changed {
 			log.Info().Msg("Settings or translations changed; reloading")
 			if err := d.reload(ctx); err != nil && ctx.Err() == nil {
-				log.Error().Err(err).Msg("Reload failed; keeping the previous config")
+				if cfg := d.cfg.Load(); cfg != nil && cfg.Valid() {
+					log.Error().Err(err).Msg("Reload failed; keeping the previous configuration")
+				} else {
+					log.Error().Err(err).Msg("Reload failed; transitions stay disabled until a valid configuration is loaded")
+				}
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -200,4 +201,48 @@ func TestMalformedURL(t *testing.T) {
 		}
 	}
 	_ = http.StatusOK
+}
+
+// A reload that fails while a valid config runs says that the previous
+// configuration is kept (not that transitions are disabled), and a wrong
+// shape is reported with its path.
+func TestBadReloadKeepsThePreviousConfiguration(t *testing.T) {
+	env := couchtest.New(t)
+	env.Save(t, env.MainDB, settings(map[string]any{"generate_shortcode_on_contacts": true}))
+	r := start(t, env)
+	r.waitFor(t, "config loaded", func() bool { return r.d.Config() != nil && len(r.d.Config().Transitions) == 1 })
+
+	// The wrong shape: a string where the transitions object belongs.
+	cur := env.Get(t, env.MainDB, "settings")
+	bad := settings(nil)
+	bad["settings"].(map[string]any)["transitions"] = "registration"
+	bad["_rev"] = cur["_rev"]
+	env.Save(t, env.MainDB, bad)
+	r.waitFor(t, "keeping the previous configuration", func() bool {
+		return strings.Contains(r.logs.String(), "keeping the previous configuration")
+	})
+	out := r.logs.String()
+	if !strings.Contains(out, `"path":"transitions"`) || !strings.Contains(out, "must be an object") {
+		t.Fatalf("the wrong shape is not reported with its path:\n%s", out)
+	}
+	if strings.Contains(out, "Transitions are disabled") {
+		t.Fatalf("a bad reload with a valid config running says transitions are disabled:\n%s", out)
+	}
+	if cfg := r.d.Config(); !cfg.Valid() || len(cfg.Transitions) != 1 {
+		t.Fatalf("the previous config was not kept: %v", cfg.Problems)
+	}
+	// It still runs: a new contact gets its shortcode.
+	env.Save(t, env.MainDB, map[string]any{"_id": "p1", "type": "person"})
+	r.waitFor(t, "p1 has a shortcode", func() bool { return env.Get(t, env.MainDB, "p1")["patient_id"] != nil })
+
+	// A settings doc that cannot be read as settings at all: the same.
+	before := strings.Count(r.logs.String(), "keeping the previous configuration")
+	cur = env.Get(t, env.MainDB, "settings")
+	env.Save(t, env.MainDB, map[string]any{"_id": "settings", "_rev": cur["_rev"], "settings": "oops"})
+	r.waitFor(t, "read failure keeps the previous configuration", func() bool {
+		return strings.Count(r.logs.String(), "keeping the previous configuration") > before
+	})
+	if cfg := r.d.Config(); !cfg.Valid() || len(cfg.Transitions) != 1 {
+		t.Fatalf("the previous config was not kept: %v", cfg.Problems)
+	}
 }
