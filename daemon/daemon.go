@@ -110,6 +110,8 @@ func New(opts Options) (*Daemon, error) {
 	if opts.HealthStall <= 0 {
 		opts.HealthStall = 10 * time.Minute
 	}
+	sd := newNotifier()
+	opts.MaxBackoff = pairBackoff(opts.MaxBackoff, sd.watchdog)
 	client, err := couch.Open(loc)
 	if err != nil {
 		return nil, err
@@ -117,7 +119,7 @@ func New(opts Options) (*Daemon, error) {
 	d := &Daemon{opts: opts, log: opts.Log, client: client,
 		cfgChanged: make(chan struct{}, 1), jobsNow: make(chan struct{}, 1), dups: messages.NewDuplicates(),
 		caughtUp: make(chan struct{}), secrets: outbound.NewSecrets(loc.Server, loc.MainDB), started: time.Now(),
-		metrics: newMetrics(), sd: newNotifier()}
+		metrics: newMetrics(), sd: sd}
 	d.outbox = d.newOutbox()
 	return d, nil
 }
@@ -223,6 +225,9 @@ func (d *Daemon) retry(ctx context.Context, what string, fn func(context.Context
 			return ctx.Err()
 		}
 		d.log.Error().Str("component", "daemon").Err(err).Dur("retry_in", wait).Msgf("Could not %s; retrying", what)
+		// Retrying is being alive: waiting for the server is no reason for
+		// systemd to kill the daemon (the wait is capped by pairBackoff).
+		d.watchdogPing()
 		if !sleep(ctx, wait) {
 			return ctx.Err()
 		}
@@ -322,8 +327,22 @@ func maxRSSKiB() int64 {
 	return int64(ru.Maxrss) // KiB on Linux
 }
 
-// watchdogPing tells systemd the feed loop is alive (at most every half
-// WatchdogSec); called from the feed loop only, so a stuck loop stops it.
+// pairBackoff caps the retry backoff under systemd's watchdog (interval is
+// half of WatchdogSec; zero without a watchdog): one backoff wait is at most
+// WatchdogSec/4, as is the time between two pings (watchdogPing), and the
+// feed loop pings after each failed try. So between pings there is at most
+// WatchdogSec/4 + WatchdogSec/4 + one request (a longpoll: PollTimeout+2 s =
+// 32 s), well under WatchdogSec=120 of packaging/sentinel.service.
+func pairBackoff(maxBackoff, interval time.Duration) time.Duration {
+	if interval > 0 && maxBackoff > interval/2 {
+		return interval / 2
+	}
+	return maxBackoff
+}
+
+// watchdogPing tells systemd the daemon is alive (at most every WatchdogSec/4);
+// called from the feed loop and after each failed try of a retry loop, never
+// from a timer, so a stuck loop stops it.
 func (d *Daemon) watchdogPing() {
 	if d.sd.watchdog <= 0 {
 		return

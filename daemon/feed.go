@@ -101,6 +101,7 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipel
 				return
 			}
 			log.Error().Err(err).Dur("retry_in", wait).Msg("Changes feed failed; reconnecting from the checkpoint")
+			d.watchdogPing()
 			if !sleep(ctx, wait) {
 				return
 			}
@@ -204,6 +205,7 @@ func (d *Daemon) batchControl(ctx context.Context, log zerolog.Logger, b couch.B
 			}
 			log.Warn().Str("doc_id", ch.ID).Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("Change failed; retrying")
 			waits[ch.ID] = min(wait*2, d.opts.MaxBackoff)
+			d.watchdogPing()
 			return sleep(ctx, wait)
 		},
 		Retry: d.retry,
