@@ -12,7 +12,7 @@ POUCHDB := scripts/pouchdb.sh
 TEST_PORT ?= 5987
 CONFORMANCE := python3 $(SHARED)/conformance/run.py --sut 'exec ./bin/sentinel' --jobs 2
 
-.PHONY: bench chaos all build test unit lint integration differential conformance conformance-listed demo clean pouchdb-start pouchdb-stop fuzz
+.PHONY: bench chaos all build test unit lint integration differential conformance conformance-listed demo clean pouchdb-start pouchdb-stop fuzz install
 
 all: build
 
@@ -76,6 +76,20 @@ chaos: build
 
 demo: build
 	scripts/demo.sh
+
+# Install as a systemd service: the binary, the unit and (only when absent,
+# never overwriting a real one) the example environment file. DESTDIR stages
+# the tree elsewhere (packaging, tests).
+PREFIX ?= /usr/local
+UNITDIR ?= /etc/systemd/system
+ENVDIR ?= /etc/sentinel-go
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sentinel
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's#/usr/local/bin/sentinel#$(PREFIX)/bin/sentinel#' packaging/sentinel.service >$(DESTDIR)$(UNITDIR)/sentinel.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/sentinel.service
+	@if [ -e $(DESTDIR)$(ENVDIR)/env ]; then echo "$(DESTDIR)$(ENVDIR)/env exists: kept"; \
+	  else install -D -m 0600 packaging/sentinel.env.example $(DESTDIR)$(ENVDIR)/env; fi
 
 pouchdb-start:
 	$(POUCHDB) start $(TEST_PORT)
