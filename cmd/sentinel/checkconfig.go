@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,18 +18,11 @@ import (
 // file cannot be read.
 func checkConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the problems as a JSON list of {path, severity, message}")
 	trPath := fs.String("translations", "", "translations to check message keys against: a directory of messages-*.json docs, or a JSON file {locale: {key: text}}")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: sentinel check-config [--json] [--translations DIR_OR_FILE] FILE\n\nValidates app_settings (the bare settings object, or a settings doc with a `settings` key).")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	const head = "Usage: sentinel check-config [--json] [--translations DIR_OR_FILE] FILE\n\nValidates app_settings (the bare settings object, or a settings doc with a `settings` key).\n"
+	if code, ok := parseArgs(fs, head, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
