@@ -116,8 +116,8 @@ func (h *health) progressed(pending int64) {
 	h.pending.Store(pending)
 }
 
-// serveHTTP serves /metrics, /healthz and /readyz on addr until ctx ends.
-func (d *Daemon) serveHTTP(ctx context.Context, addr string) error {
+// serveHTTP serves /metrics, /healthz and /readyz on ln until ctx ends.
+func (d *Daemon) serveHTTP(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -134,10 +134,6 @@ func (d *Daemon) serveHTTP(ctx context.Context, addr string) error {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -75,5 +76,20 @@ func TestInvalidValues(t *testing.T) {
 		if code != 2 || out != "" || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q (want %q)", c.args, code, out, errOut, c.want)
 		}
+	}
+}
+
+// TestListenInUse: a second instance whose --listen port is taken exits 1
+// at once with a message naming the address, before contacting CouchDB.
+func TestListenInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	code, _, errOut := runCLI(t, "--couch-url", "http://admin:pass@127.0.0.1:1/medic", "--log-format", "console", "--listen", addr)
+	if code != 1 || !strings.Contains(errOut, addr) || !strings.Contains(errOut, "address already in use") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }

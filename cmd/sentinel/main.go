@@ -165,12 +165,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}()
 	waitSMS, err := startSMS(ctx, smsf, *couchURL, log)
 	if err != nil {
+		// Not a usage error: mostly an address in use (another instance).
 		fmt.Fprintln(stderr, "sentinel:", err)
-		return 2
+		return 1
 	}
 	defer func() { cancel(); waitSMS() }() // the SMS API and sender stop with the daemon
 	if err := d.Run(ctx); err != nil && ctx.Err() == nil {
-		log.Error().Err(err).Msg("Daemon failed")
+		// A --listen address in use ends here, before anything started.
+		log.Error().Str("component", "daemon").Err(err).Msg("Daemon failed")
 		return 1
 	}
 	return 0
