@@ -6,6 +6,8 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -156,10 +158,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.health.progressed(0)
 	var httpDone chan struct{}
 	if d.opts.Listen != "" {
+		// Bound here, before anything starts: an address in use (a second
+		// instance) is an error of Run, not a log line of a half-blind daemon.
+		ln, err := net.Listen("tcp", d.opts.Listen)
+		if err != nil {
+			return fmt.Errorf("cannot serve /metrics, /healthz, /readyz on %s: %w", d.opts.Listen, err)
+		}
 		httpDone = make(chan struct{})
 		go func() {
 			defer close(httpDone)
-			if err := d.serveHTTP(ctx, d.opts.Listen); err != nil {
+			if err := d.serveHTTP(ctx, ln); err != nil {
 				d.log.Error().Str("component", "http").Err(err).Msg("Cannot serve metrics and health checks")
 			}
 		}()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -49,9 +50,46 @@ func newMetrics() *metrics {
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sentinel_messages_queued_total",
 			Help: "Outgoing messages added to docs by the transitions, by initial state."}, []string{"state"}),
 	}
-	m.reg.MustRegister(m.backlog, m.changes, m.transitions, m.transErrors, m.checkpoint, m.reloads, m.jobs, m.jobErrors, m.messages,
+	bi := ReadBuildInfo()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sentinel_build_info",
+		Help:        "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
+	build.Set(1)
+	m.reg.MustRegister(build, m.backlog, m.changes, m.transitions, m.transErrors, m.checkpoint, m.reloads, m.jobs, m.jobErrors, m.messages,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// BuildInfo says which build is running (--version, sentinel_build_info).
+type BuildInfo struct {
+	Version   string // module version: a tag, a pseudo-version, or "(devel)"
+	Revision  string // VCS revision ("unknown" when not built from a checkout)
+	Modified  bool   // the checkout had uncommitted changes
+	GoVersion string
+}
+
+// ReadBuildInfo reads the build info the Go toolchain stamps in the binary.
+func ReadBuildInfo() BuildInfo {
+	b := BuildInfo{Version: "(devel)", Revision: "unknown", GoVersion: "unknown"}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	if info.Main.Version != "" {
+		b.Version = info.Main.Version
+	}
+	if info.GoVersion != "" {
+		b.GoVersion = info.GoVersion
+	}
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			b.Revision = s.Value
+		case "vcs.modified":
+			b.Modified = s.Value == "true"
+		}
+	}
+	return b
 }
 
 // ObserveTransition implements transitions.Observer.
@@ -78,8 +116,8 @@ func (h *health) progressed(pending int64) {
 	h.pending.Store(pending)
 }
 
-// serveHTTP serves /metrics, /healthz and /readyz on addr until ctx ends.
-func (d *Daemon) serveHTTP(ctx context.Context, addr string) error {
+// serveHTTP serves /metrics, /healthz and /readyz on ln until ctx ends.
+func (d *Daemon) serveHTTP(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -96,10 +134,6 @@ func (d *Daemon) serveHTTP(ctx context.Context, addr string) error {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -84,3 +84,30 @@ func TestHealthWithInvalidConfig(t *testing.T) {
 		t.Errorf("/readyz = %d", code)
 	}
 }
+
+// TestListenInUse: an address that cannot be bound (a second instance on
+// the same port) makes Run return an error at once, before CouchDB is
+// contacted, instead of running without /metrics and /healthz.
+func TestListenInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	// Nothing listens on port 1: the daemon would retry it forever.
+	d, err := daemon.New(daemon.Options{CouchURL: "http://admin:pass@127.0.0.1:1/medic", Log: zerolog.Nop(), Listen: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- d.Run(context.Background()) }()
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "address already in use") {
+			t.Errorf("Run = %v, want an error naming %s and the cause", err, addr)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still running after 5 s with its listen address taken")
+	}
+}

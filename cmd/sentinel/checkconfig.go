@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"unicode/utf8"
 
 	"sentinel-go/config"
 	"sentinel-go/schedule/jobs"
@@ -15,22 +17,16 @@ import (
 )
 
 // checkConfig is `sentinel check-config [--json] FILE`: it validates an
-// app_settings file offline and exits 0 when valid, 1 when not, 2 when the
-// file cannot be read.
+// app_settings file offline and exits 0 when valid, 1 when not (a JSON
+// syntax error included, reported with its line and column), 2 when the
+// file cannot be read or is not a JSON object.
 func checkConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the problems as a JSON list of {path, severity, message}")
 	trPath := fs.String("translations", "", "translations to check message keys against: a directory of messages-*.json docs, or a JSON file {locale: {key: text}}")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: sentinel check-config [--json] [--translations DIR_OR_FILE] FILE\n\nValidates app_settings (the bare settings object, or a settings doc with a `settings` key).")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	const head = "Usage: sentinel check-config [--json] [--translations DIR_OR_FILE] FILE\n\nValidates app_settings (the bare settings object, or a settings doc with a `settings` key).\n"
+	if code, ok := parseArgs(fs, head, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -42,9 +38,17 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var raw map[string]any
+	var problems []config.Problem
 	if err := json.Unmarshal(data, &raw); err != nil {
-		fmt.Fprintf(stderr, "sentinel check-config: %s is not a JSON object: %v\n", fs.Arg(0), err)
-		return 2
+		var syntax *json.SyntaxError
+		if !errors.As(err, &syntax) {
+			fmt.Fprintf(stderr, "sentinel check-config: %s is not a JSON object: %v\n", fs.Arg(0), err)
+			return 2
+		}
+		// Invalid, like any other problem: exit 1, and where it is.
+		line, col := lineCol(data, syntax)
+		problems = append(problems, config.Errorf("", "JSON syntax error at line %d, column %d: %v", line, col, err))
+		return report(problems, *asJSON, stdout)
 	}
 	if inner, ok := raw["settings"].(map[string]any); ok && (raw["_id"] == "settings" || raw["transitions"] == nil) {
 		raw = inner
@@ -56,12 +60,18 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	problems := transitions.Check(raw, tr)
+	problems = transitions.Check(raw, tr)
 	// Jobs' configs (reminders: cron and text expressions) are checked too.
 	_, rp := jobs.ParseReminders(config.NewSettings(raw))
 	problems = append(problems, rp...)
+	return report(problems, *asJSON, stdout)
+}
+
+// report prints the problems, as text or JSON, and returns the exit code:
+// 1 when any is an error, else 0.
+func report(problems []config.Problem, asJSON bool, stdout io.Writer) int {
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Path < problems[j].Path })
-	if *asJSON {
+	if asJSON {
 		if problems == nil {
 			problems = []config.Problem{}
 		}
@@ -84,4 +94,17 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// lineCol is where a JSON syntax error is, 1-based, the column in
+// characters: the byte it stopped at, or after the last non-blank byte when
+// the input ended too soon.
+func lineCol(data []byte, err *json.SyntaxError) (line, col int) {
+	at := int(err.Offset) - 1 // Offset counts the bytes read, the bad one included
+	if at >= len(data) || at < 0 || err.Error() == "unexpected end of JSON input" {
+		at = len(bytes.TrimRight(data, " \t\r\n"))
+	}
+	before := data[:at]
+	line = bytes.Count(before, []byte("\n")) + 1
+	return line, utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]) + 1
 }

@@ -68,3 +68,31 @@ func TestCheckConfigUsage(t *testing.T) {
 		t.Errorf("missing file: exit %d", code)
 	}
 }
+
+// TestJSONSyntaxErrorPosition: a JSON syntax error is an invalid config
+// (exit 1) reported with its line and column (in characters, 1-based).
+func TestJSONSyntaxErrorPosition(t *testing.T) {
+	cases := []struct {
+		name, text, want string
+	}{
+		{"trailing comma", "{\n  \"transitions\": {\n    \"a\": true,\n  }\n}\n", "line 4, column 3: invalid character '}'"},
+		{"first line", "{\"a\" 1}", "line 1, column 6: invalid character '1'"},
+		{"after multibyte", "{\n \"é\": tru }", "line 2, column 10: invalid character ' ' in literal true"},
+		{"truncated", "{\n  \"a\": [1,\n  2\n\n", "line 3, column 4: unexpected end of JSON input"},
+		{"empty", "", "line 1, column 1: unexpected end of JSON input"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "settings.json")
+			if err := os.WriteFile(f, []byte(c.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut bytes.Buffer
+			code := checkConfig([]string{f}, &out, &errOut)
+			want := "error: JSON syntax error at " + c.want
+			if code != 1 || !strings.HasPrefix(out.String(), want) || !strings.HasSuffix(out.String(), "\n1 errors, 0 warnings\n") {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out.String(), errOut.String(), want)
+			}
+		})
+	}
+}

@@ -25,19 +25,16 @@ import (
 // or the database unreadable, 2 on usage errors.
 func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the explanation as JSON")
 	couchURL := fs.String("couch-url", "", "main database URL with credentials (env COUCH_URL)")
 	sentinelDB := fs.String("sentinel-db", "", "sentinel database (env SENTINEL_DB; default <db>-sentinel)")
 	exprTimeout := fs.Duration("expr-timeout", 100*time.Millisecond, "time bound of each config expression evaluation")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: sentinel explain [--json] [--couch-url URL] DOCID\n\nRuns the configured transitions on one doc in memory and prints what they would do; writes nothing.")
-		fs.PrintDefaults()
+	const head = "Usage: sentinel explain [--json] [--couch-url URL] DOCID\n\nRuns the configured transitions on one doc in memory and prints what they would do; writes nothing.\n"
+	if code, ok := parseArgs(fs, head, args, stdout, stderr); !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	if err := positive("expr-timeout", *exprTimeout); err != nil {
+		fmt.Fprintln(stderr, "sentinel explain:", err)
 		return 2
 	}
 	if fs.NArg() != 1 {

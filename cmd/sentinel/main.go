@@ -32,6 +32,7 @@ Usage:
   sentinel check-config [--json] [--translations DIR_OR_FILE] FILE
                                         validate an app_settings file offline (exit 0 valid, 1 not)
   sentinel explain [--json] DOCID       show what the transitions would do to a doc, writing nothing
+  sentinel --version                    print the version and VCS revision
 
 Environment (flags override):
   COUCH_URL     main database URL with credentials, e.g. http://admin:pass@localhost:5984/medic
@@ -76,15 +77,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var smsf smsFlags
 	fs.StringVar(&smsf.listen, "sms-listen", "", "address of the SMS API for CHT Gateway, RapidPro and Africa's Talking (empty: off)")
 	fs.BoolVar(&smsf.send, "sms-send", false, "send pending messages through sms.outgoing_service (rapidpro, africas-talking) and poll their statuses")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
+	showVersion := fs.Bool("version", false, "print the version and VCS revision, and exit")
+	if code, ok := parseArgs(fs, usage, args, stdout, stderr); !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if *showVersion {
+		fmt.Fprintln(stdout, versionLine())
+		return 0
 	}
 	if fs.NArg() > 0 {
 		// A mistyped subcommand must never start the daemon on a live db.
@@ -97,6 +96,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)
 		return 2
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"job-interval", *jobInterval}, {"expr-timeout", *exprTimeout}, {"health-stall", *healthStall}} {
+		if err := positive(f.name, f.v); err != nil {
+			fmt.Fprintln(stderr, "sentinel:", err)
+			return 2
+		}
 	}
 	if *couchURL == "" {
 		fmt.Fprintln(stderr, "sentinel: COUCH_URL is not set (e.g. http://admin:pass@localhost:5984/medic); see --help")
@@ -157,15 +165,65 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}()
 	waitSMS, err := startSMS(ctx, smsf, *couchURL, log)
 	if err != nil {
+		// Not a usage error: mostly an address in use (another instance).
 		fmt.Fprintln(stderr, "sentinel:", err)
-		return 2
+		return 1
 	}
 	defer func() { cancel(); waitSMS() }() // the SMS API and sender stop with the daemon
 	if err := d.Run(ctx); err != nil && ctx.Err() == nil {
-		log.Error().Err(err).Msg("Daemon failed")
+		// A --listen address in use ends here, before anything started.
+		log.Error().Str("component", "daemon").Err(err).Msg("Daemon failed")
 		return 1
 	}
 	return 0
+}
+
+// parseArgs parses args with fs. --help (-h) prints the usage on stdout and
+// exits 0; a usage error prints the message and the usage on stderr and
+// exits 2. ok is false when the command must return code now. Afterwards
+// fs.Usage prints the usage on stderr (for later usage errors).
+func parseArgs(fs *flag.FlagSet, head string, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	fs.SetOutput(stderr)
+	fs.Usage = func() {} // printed below, on the right stream
+	err := fs.Parse(args)
+	fs.Usage = func() { printUsage(fs, head, stderr) }
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(fs, head, stdout)
+		return 0, false
+	default:
+		fs.Usage() // after the error message flag has printed
+		return 2, false
+	}
+}
+
+func printUsage(fs *flag.FlagSet, head string, w io.Writer) {
+	fmt.Fprint(w, head)
+	out := fs.Output()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
+}
+
+// versionLine is what --version prints: the module version and the VCS
+// revision the binary was built from.
+func versionLine() string {
+	b := daemon.ReadBuildInfo()
+	rev := b.Revision
+	if b.Modified {
+		rev += " (modified)"
+	}
+	return fmt.Sprintf("sentinel-go %s revision %s %s", b.Version, rev, b.GoVersion)
+}
+
+// positive rejects a zero or negative duration flag at start.
+func positive(name string, v time.Duration) error {
+	if v <= 0 {
+		return fmt.Errorf("--%s must be a positive duration such as 5m or 100ms (got %s)", name, v)
+	}
+	return nil
 }
 
 func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
