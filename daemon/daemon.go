@@ -50,6 +50,11 @@ type Options struct {
 	Jobs []jobs.Job
 	// Listen is the address of /metrics, /healthz and /readyz ("" disables).
 	Listen string
+	// ListenOptional is set when Listen is only the default address: one in
+	// use (another instance on this machine, the conformance runner's
+	// parallel daemons) is then logged and the daemon runs without the
+	// endpoints. An address asked for explicitly must be served.
+	ListenOptional bool
 	// HealthStall is how long the feed may not advance, with work pending,
 	// before /healthz fails (default 10 minutes).
 	HealthStall time.Duration
@@ -159,18 +164,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var httpDone chan struct{}
 	if d.opts.Listen != "" {
 		// Bound here, before anything starts: an address in use (a second
-		// instance) is an error of Run, not a log line of a half-blind daemon.
+		// instance) is an error of Run, not a log line of a half-blind
+		// daemon, unless it is only the default address (ListenOptional).
 		ln, err := net.Listen("tcp", d.opts.Listen)
-		if err != nil {
+		switch {
+		case err != nil && !d.opts.ListenOptional:
 			return fmt.Errorf("cannot serve /metrics, /healthz, /readyz on %s: %w", d.opts.Listen, err)
+		case err != nil:
+			d.log.Warn().Str("component", "http").Err(err).
+				Msg("Cannot serve /metrics, /healthz, /readyz on the default address; running without them (set --listen)")
+		default:
+			httpDone = make(chan struct{})
+			go func() {
+				defer close(httpDone)
+				if err := d.serveHTTP(ctx, ln); err != nil {
+					d.log.Error().Str("component", "http").Err(err).Msg("Cannot serve metrics and health checks")
+				}
+			}()
 		}
-		httpDone = make(chan struct{})
-		go func() {
-			defer close(httpDone)
-			if err := d.serveHTTP(ctx, ln); err != nil {
-				d.log.Error().Str("component", "http").Err(err).Msg("Cannot serve metrics and health checks")
-			}
-		}()
 	}
 	if err := d.connect(ctx); err != nil {
 		return err

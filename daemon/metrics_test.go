@@ -111,3 +111,34 @@ func TestListenInUse(t *testing.T) {
 		t.Fatal("Run still running after 5 s with its listen address taken")
 	}
 }
+
+// TestDefaultListenInUseIsNotFatal: when --listen was not given, the default
+// address in use (the conformance runner's parallel daemons, a second
+// instance on one machine) is logged and the daemon runs on without the
+// endpoints.
+func TestDefaultListenInUseIsNotFatal(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	d, err := daemon.New(daemon.Options{CouchURL: "http://admin:pass@127.0.0.1:1/medic", Log: zerolog.Nop(),
+		Listen: taken.Addr().String(), ListenOptional: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- d.Run(ctx) }()
+	select {
+	case err := <-errc:
+		t.Fatalf("Run returned %v; want it to run on without the endpoints", err)
+	case <-time.After(time.Second):
+	}
+	cancel()
+	select {
+	case <-errc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+}

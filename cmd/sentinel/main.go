@@ -46,6 +46,13 @@ Signals:
 Flags:
 `
 
+// flagSet reports whether the command line set flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 // envDefault sets *v from the environment variable name when the flag left
 // it empty.
 func envDefault(v *string, name string) {
@@ -118,7 +125,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	d, err := daemon.New(daemon.Options{
 		CouchURL: *couchURL, SentinelDB: *sentinelDB, Log: log,
 		ExprTimeout: *exprTimeout, JobInterval: *jobInterval, Jobs: daemon.DefaultJobs(),
-		Listen: *listen, HealthStall: *healthStall, PhoneOwner: owner,
+		Listen: *listen, ListenOptional: !flagSet(fs, "listen"), HealthStall: *healthStall, PhoneOwner: owner,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)
