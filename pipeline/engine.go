@@ -175,7 +175,7 @@ func (p *Engine) ProcessIn(ctx context.Context, b *Batch, cfg *transitions.Confi
 			return Outcome{}, err
 		}
 		lastErr = err
-		p.Log.Debug().Str("doc_id", ch.ID).Int("attempt", attempt+1).Msg("transitions.Doc changed while it was processed; re-reading")
+		p.Log.Debug().Str("doc_id", ch.ID).Int("attempt", attempt+1).Msg("Doc changed while it was processed; re-reading")
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
@@ -371,8 +371,8 @@ func runTransitions(ctx context.Context, env *transitions.Env, c *transitions.Ch
 			if errors.As(err, &ce) {
 				changed, ok = true, false
 			}
-			messages.AddError(c.Doc, name+"_error", "transitions.Transition error on "+name+": "+err.Error())
-			env.Log.Warn().Str("doc_id", c.ID).Str("transition", name).Err(err).Msg("transitions.Transition failed")
+			messages.AddError(c.Doc, name+"_error", "Transition error on "+name+": "+err.Error())
+			env.Log.Warn().Str("doc_id", c.ID).Str("transition", name).Err(err).Msg("Transition failed")
 		}
 		if changed {
 			rec := map[string]any{"last_rev": c.Rev, "ok": ok, "run_date": isoNow(env.Now)}
@@ -485,7 +485,7 @@ func alreadyRan(name string, info, doc transitions.Doc, rev string) bool {
 func safeFilter(env *transitions.Env, t transitions.Transition, c *transitions.Change) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			env.Log.Error().Str("doc_id", c.ID).Str("transition", t.Name()).Interface("panic", r).Msg("transitions.Transition filter panicked; treated as false")
+			env.Log.Error().Str("doc_id", c.ID).Str("transition", t.Name()).Interface("panic", r).Msg("Transition filter panicked; treated as false")
 			ok = false
 		}
 	}()
@@ -495,7 +495,7 @@ func safeFilter(env *transitions.Env, t transitions.Transition, c *transitions.C
 func safeRun(ctx context.Context, env *transitions.Env, t transitions.Transition, c *transitions.Change) (changed bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			env.Log.Error().Str("doc_id", c.ID).Str("transition", t.Name()).Interface("panic", r).Str("stack", string(debug.Stack())).Msg("transitions.Transition panicked")
+			env.Log.Error().Str("doc_id", c.ID).Str("transition", t.Name()).Interface("panic", r).Str("stack", string(debug.Stack())).Msg("Transition panicked")
 			changed, err = false, fmt.Errorf("internal error: %v", r)
 		}
 	}()

@@ -99,7 +99,7 @@ func TestMultiReportAlertsRunawayRecorded(t *testing.T) {
 		}
 		e := jsv.Map(errs[0])
 		if e["code"] != "multi_report_alerts_error" || !strings.Contains(jsv.String(e["message"]), "timed out") ||
-			!strings.HasPrefix(jsv.String(e["message"]), "transitions.Transition error on multi_report_alerts: multi_report_alerts threw errors") {
+			!strings.HasPrefix(jsv.String(e["message"]), "Transition error on multi_report_alerts: multi_report_alerts threw errors") {
 			t.Errorf("%s error = %v", id, e)
 		}
 		rec := jsv.Map(jsv.Map(sentinel.Peek(id + "-info")["transitions"])["multi_report_alerts"])
