@@ -49,7 +49,7 @@ type Batch struct {
 	held    []*heldChange              // changes whose save is held back, in order
 	redo    []couch.Change             // changes to process again, one at a time
 	// redoNow, when set, processes the changes handed back by a commit at
-	// once (RunBatch).
+	// once (RunBatch sets it while the batch's changes run; commit calls it).
 	redoNow func(ctx context.Context) error
 	// written holds the ids of main-db docs the batch wrote, deleted or
 	// holds back: the feed's body of such a doc is stale when its own
@@ -263,11 +263,6 @@ func (b *Batch) writeThrough(ctx context.Context) error {
 	if err := b.p.commit(ctx, b); err != nil {
 		return err
 	}
-	if len(b.redo) > 0 && b.redoNow != nil {
-		if err := b.redoNow(ctx); err != nil {
-			return err
-		}
-	}
 	if b.cur == nil || b.cur.oneByOne {
 		return nil
 	}
@@ -343,6 +338,11 @@ func (p *Engine) commit(ctx context.Context, b *Batch) error {
 	b.held = left
 	if len(left) > 0 {
 		return fmt.Errorf("commit: %d changes not written", len(left))
+	}
+	if len(b.redo) > 0 && b.redoNow != nil {
+		// In the middle of the batch: the changes handed back are processed
+		// again now, before whatever made this commit reads anything.
+		return b.redoNow(ctx)
 	}
 	return nil
 }

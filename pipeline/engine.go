@@ -144,11 +144,6 @@ func (p *Engine) ProcessIn(ctx context.Context, b *Batch, cfg *transitions.Confi
 		if err := p.commit(ctx, b); err != nil {
 			return Outcome{}, err
 		}
-		if len(b.redo) > 0 && b.redoNow != nil {
-			if err := b.redoNow(ctx); err != nil {
-				return Outcome{}, err
-			}
-		}
 		doc = nil
 	}
 	var lastErr error
