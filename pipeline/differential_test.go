@@ -47,7 +47,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/cryptotest"
 	"time"
 
 	"sentinel-go/config"
@@ -231,23 +230,13 @@ func newDiffWorld(t *testing.T, seed uint64) *diffWorld {
 		if err := main.Save(seedDocs()...); err != nil {
 			t.Fatal(err)
 		}
-		e, err := newEngine(main, sentinel, diffSettings(), diffTranslations, diffT0)
+		e, err := newEngine(main, sentinel, diffSettings(), diffTranslations, diffT0, seed)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return e
 	}
-	w := &diffWorld{t: t, seed: seed, grouped: mk(true), serial: mk(false)}
-	for _, e := range []*engine{w.grouped, w.serial} {
-		// Each attempt at a change draws from a source seeded from the case
-		// and the change: both strategies draw the same shortcodes and uuids.
-		e.p.RandFor = func(ch couch.Change) io.Reader {
-			r := &seededRand{}
-			r.reset(changeSeed(seed, ch))
-			return r
-		}
-	}
-	return w
+	return &diffWorld{t: t, seed: seed, grouped: mk(true), serial: mk(false)}
 }
 
 // changeSeed is the random seed of a change of case seed.
@@ -260,21 +249,11 @@ func changeSeed(seed uint64, ch couch.Change) uint64 {
 	return h.Sum64()
 }
 
-// seededRand is an engine's random source, reseeded before each change.
-type seededRand struct{ c *rand.ChaCha8 }
-
-func (s *seededRand) Read(p []byte) (int, error) { return s.c.Read(p) }
-
-func (s *seededRand) reset(seed uint64) {
+// newSeededRand is a deterministic random source (ChaCha8 keyed by seed).
+func newSeededRand(seed uint64) io.Reader {
 	var key [32]byte
 	binary.LittleEndian.PutUint64(key[:], seed)
-	s.c = rand.NewChaCha8(key)
-}
-
-// seedFor seeds crypto/rand from the case and the change (testing/cryptotest),
-// for engines without a random source of their own (the fault tests).
-func (w *diffWorld) seedFor(ch couch.Change) {
-	cryptotest.SetGlobalRandom(w.t, changeSeed(w.seed, ch))
+	return rand.NewChaCha8(key)
 }
 
 // save writes docs as another writer in both worlds (one bulk request).

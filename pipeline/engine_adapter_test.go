@@ -7,6 +7,7 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -26,23 +27,22 @@ type engine struct {
 	p              *pipeline.Engine
 }
 
-// newEngine loads settings and makes the pipeline; the clock is fixed.
-func newEngine(main, sentinel *memdb.DB, settings map[string]any, translations config.Translations, now time.Time) (*engine, error) {
+// newEngine loads settings and makes the pipeline; the clock is fixed, and
+// each attempt at a change draws from a random source seeded from seed and
+// the change, so that two engines draw the same shortcodes and uuids for it.
+func newEngine(main, sentinel *memdb.DB, settings map[string]any, translations config.Translations, now time.Time, seed uint64) (*engine, error) {
 	cfg := transitions.Load(settings, translations)
 	if !cfg.Valid() {
 		return nil, fmt.Errorf("settings: %s", cfg.ErrorSummary())
 	}
 	p := &pipeline.Engine{Main: main, Sentinel: sentinel, Log: zerolog.Nop(), Location: time.UTC,
-		Clock: func() time.Time { return now }, JS: jsexpr.NewSandbox(jsexpr.Options{})}
+		Clock: func() time.Time { return now }, JS: jsexpr.NewSandbox(jsexpr.Options{}),
+		RandFor: func(ch couch.Change) io.Reader { return newSeededRand(changeSeed(seed, ch)) }}
 	return &engine{main: main, sentinel: sentinel, cfg: cfg, p: p}, nil
 }
 
 // hooks lets a test act around each change of a batch.
 type hooks struct {
-	// before is called before each attempt at a change (e.g. to seed the
-	// random source from the change, so that both strategies draw the same
-	// shortcodes and message uuids for it).
-	before func(ch couch.Change)
 	// after is called after the i-th change of the batch (first round,
 	// before the batch's writes are committed): another writer meanwhile.
 	after func(i int)
@@ -78,7 +78,6 @@ func (e *engine) run(ctx context.Context, changes []couch.Change, h hooks) batch
 	}
 	out, err := e.p.RunBatch(ctx, changes, pipeline.BatchControl{
 		Config: func() *transitions.Config { return e.cfg },
-		Before: h.before,
 		Done:   func(couch.Change, pipeline.Outcome) { next() },
 		Failed: func(_ context.Context, ch couch.Change, attempt int, err error) bool {
 			res.errs = append(res.errs, fmt.Errorf("%s: %w", ch.ID, err))
@@ -139,9 +138,7 @@ func (e *engine) runOneAtATime(ctx context.Context, changes []couch.Change, h ho
 	res.flushed = true
 	for i, ch := range changes {
 		ch.Doc = nil
-		var one hooks
-		one.before = h.before
-		r := e.run(ctx, []couch.Change{ch}, one)
+		r := e.run(ctx, []couch.Change{ch}, hooks{})
 		res.errs = append(res.errs, r.errs...)
 		res.gaveUp = append(res.gaveUp, r.gaveUp...)
 		res.flushed = res.flushed && r.flushed

@@ -23,9 +23,6 @@ type BatchControl struct {
 	Failed func(ctx context.Context, ch couch.Change, attempt int, err error) bool
 	// Done is told each change completed, in order.
 	Done func(ch couch.Change, out Outcome)
-	// Before is told each attempt of a change just before it runs (tests
-	// seed their random source from it so that two runs draw the same ids).
-	Before func(ch couch.Change)
 	// Retry runs one of the batch's writes until it succeeds or ctx ends
 	// (the daemon retries while the server is unreachable). Nil: once.
 	Retry func(ctx context.Context, what string, write func(context.Context) error) error
@@ -157,9 +154,6 @@ func (p *Engine) runChange(ctx context.Context, b *Batch, ch couch.Change, c Bat
 		}
 		// The change in hand finishes even when a stop arrives meanwhile.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
-		if c.Before != nil {
-			c.Before(ch)
-		}
 		out, err := p.ProcessIn(pctx, b, c.Config(), ch)
 		cancel()
 		if err == nil {
