@@ -10,13 +10,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sentinel-go/infodoc"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"sentinel-go/couch"
+	"sentinel-go/infodoc"
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
 )

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sentinel-go/infodoc"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"sentinel-go/couch"
+	"sentinel-go/infodoc"
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"

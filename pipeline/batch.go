@@ -6,13 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sentinel-go/messages"
-	"sentinel-go/transitions"
 	"time"
 
 	"sentinel-go/couch"
+	"sentinel-go/infodoc"
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"
+	"sentinel-go/messages"
+	"sentinel-go/transitions"
 )
 
 func jsvClone(d transitions.Doc) transitions.Doc { return jsv.CloneMap(d) }
@@ -143,13 +144,13 @@ func (p *Engine) NewBatch(ctx context.Context, changes []couch.Change) *Batch {
 			b.infos[ch.ID] = info
 			continue
 		}
-		ids = append(ids, InfoID(ch.ID))
+		ids = append(ids, infodoc.ID(ch.ID))
 		read = append(read, ch.ID)
 	}
 	if g, ok := p.Sentinel.(infoGetter); ok && len(ids) > 0 {
 		if got, err := g.GetMany(ctx, ids); err == nil {
 			for _, id := range read {
-				b.infos[id] = got[InfoID(id)] // nil when missing
+				b.infos[id] = got[infodoc.ID(id)] // nil when missing
 			}
 		}
 	}

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"sentinel-go/transitions"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"sentinel-go/couch"
 	"sentinel-go/couch/couchtest"
 	"sentinel-go/jsexpr"
+	"sentinel-go/transitions"
 )
 
 // groupWorld is a main db behind a bootstrapped index (group commit on) and

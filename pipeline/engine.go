@@ -15,19 +15,19 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"sentinel-go/infodoc"
-	"sentinel-go/transitions"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"sentinel-go/couch"
+	"sentinel-go/infodoc"
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
 	"sentinel-go/outbound"
+	"sentinel-go/transitions"
 )
 
 // Doc is a JSON document.
@@ -93,9 +93,6 @@ func Ignored(id string) bool {
 	return strings.HasPrefix(id, "_design/") || infodoc.IsID(id) ||
 		strings.HasSuffix(id, "____tombstone")
 }
-
-// InfoID is the id of a doc's info doc in the sentinel db.
-func InfoID(id string) string { return infodoc.ID(id) }
 
 func (p *Engine) now(cfg *transitions.Config) time.Time {
 	if t, ok := cfg.Settings.SyntheticDate(p.location()); ok {
@@ -370,7 +367,7 @@ func runTransitions(ctx context.Context, env *transitions.Env, c *transitions.Ch
 			env.Log.Warn().Str("doc_id", c.ID).Str("transition", name).Err(err).Msg("Transition failed")
 		}
 		if changed {
-			rec := map[string]any{"last_rev": c.Rev, "ok": ok, "run_date": isoNow(env.Now)}
+			rec := map[string]any{"last_rev": c.Rev, "ok": ok, "run_date": transitions.ISO(env.Now)}
 			if !h.noSeq {
 				rec["seq"] = couch.SeqValue(h.seq)
 			}
@@ -457,7 +454,7 @@ func (p *Engine) writeInfo(ctx context.Context, b *Batch, id string, info transi
 		}
 		info = cur
 	}
-	return nil, fmt.Errorf("save info doc %s: %w", InfoID(id), couch.ErrConflict)
+	return nil, fmt.Errorf("save info doc %s: %w", infodoc.ID(id), couch.ErrConflict)
 }
 
 // alreadyRan is the revision rule: info (or legacy doc) records a run of
@@ -497,24 +494,19 @@ func safeRun(ctx context.Context, env *transitions.Env, t transitions.Transition
 	return t.Run(ctx, env, c)
 }
 
-func isoNow(t time.Time) string { return transitions.ISO(t) }
-
-// newInfo is the info doc of a doc seen for the first time.
-func newInfo(id string) transitions.Doc { return infodoc.New(id) }
-
 // info returns the doc's info doc: preloaded with the batch, else read, else
 // a new one (saved with the doc's transitions at the end of processing).
 func (p *Engine) info(ctx context.Context, b *Batch, id string) (transitions.Doc, error) {
 	if info, ok := b.infos[id]; ok {
 		if info == nil {
-			return newInfo(id), nil
+			return infodoc.New(id), nil
 		}
 		return jsv.CloneMap(info), nil
 	}
-	info, err := p.Sentinel.Get(ctx, InfoID(id))
+	info, err := p.Sentinel.Get(ctx, infodoc.ID(id))
 	if err != nil {
 		if transitions.IsNotFound(err) {
-			return newInfo(id), nil
+			return infodoc.New(id), nil
 		}
 		return nil, fmt.Errorf("read info doc: %w", err)
 	}
@@ -580,9 +572,9 @@ func (p *Engine) waitForAPI(ctx context.Context, id string, info transitions.Doc
 
 // readInfo reads an info doc from the server (a new one when missing).
 func (p *Engine) readInfo(ctx context.Context, id string) (transitions.Doc, error) {
-	info, err := p.Sentinel.Get(ctx, InfoID(id))
+	info, err := p.Sentinel.Get(ctx, infodoc.ID(id))
 	if transitions.IsNotFound(err) {
-		return newInfo(id), nil
+		return infodoc.New(id), nil
 	}
 	return info, err
 }

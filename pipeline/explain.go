@@ -5,18 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sentinel-go/transitions"
 	"sort"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"sentinel-go/couch"
+	"sentinel-go/infodoc"
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
 	"sentinel-go/outbound"
+	"sentinel-go/transitions"
 )
 
 // genericReasons say what the filters of the transitions without a WhyNot
@@ -165,10 +166,10 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 		ex.Skipped = "design docs, info docs and tombstones are never processed"
 		return ex, nil
 	}
-	info, err := sentinel.Get(ctx, InfoID(o.DocID))
+	info, err := sentinel.Get(ctx, infodoc.ID(o.DocID))
 	switch {
 	case transitions.IsNotFound(err):
-		info = newInfo(o.DocID)
+		info = infodoc.New(o.DocID)
 	case err != nil:
 		return nil, fmt.Errorf("read info doc: %w", err)
 	}

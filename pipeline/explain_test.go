@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"sentinel-go/transitions"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"sentinel-go/couch"
 	"sentinel-go/jsv"
 	"sentinel-go/memdb"
+	"sentinel-go/transitions"
 )
 
 func TestDryStoreKeepsWritesInMemory(t *testing.T) {

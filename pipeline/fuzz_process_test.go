@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
-	"sentinel-go/transitions"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
 	"sentinel-go/memdb"
+	"sentinel-go/transitions"
 )
 
 // fuzzSettings enables every transition that takes a doc from the feed, with

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"sentinel-go/transitions"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"sentinel-go/jsv"
 	"sentinel-go/memdb"
 	"sentinel-go/outbound"
+	"sentinel-go/transitions"
 )
 
 // mfoSink is an HTTP destination recording the JSON bodies per path.

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"sentinel-go/transitions"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
 	"sentinel-go/memdb"
+	"sentinel-go/transitions"
 )
 
 func mraSettings(alerts ...any) map[string]any {

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"sentinel-go/transitions"
 	"strconv"
 	"testing"
 	"time"
@@ -12,9 +11,11 @@ import (
 
 	"sentinel-go/config"
 	"sentinel-go/couch"
+	"sentinel-go/infodoc"
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
 	"sentinel-go/memdb"
+	"sentinel-go/transitions"
 )
 
 // mutingWorld is a main and a sentinel db with a processor, fed like the
@@ -86,7 +87,7 @@ func (w *mutingWorld) doc(id string) transitions.Doc {
 	return d
 }
 
-func (w *mutingWorld) info(id string) transitions.Doc { return w.sentinel.Peek(transitions.InfoID(id)) }
+func (w *mutingWorld) info(id string) transitions.Doc { return w.sentinel.Peek(infodoc.ID(id)) }
 
 // history returns "muted/report_id" per muting_history entry of id's info doc.
 func (w *mutingWorld) history(id string) []string {

@@ -2,12 +2,13 @@ package pipeline
 
 import (
 	"reflect"
-	"sentinel-go/transitions"
 	"strings"
 	"testing"
 	"time"
 
+	"sentinel-go/infodoc"
 	"sentinel-go/jsv"
+	"sentinel-go/transitions"
 )
 
 func TestMutingMuteAndUnmutePerson(t *testing.T) {
@@ -202,7 +203,7 @@ func TestMutingNewContactUnderMutedPlace(t *testing.T) {
 		t.Fatalf("record %v", rec)
 	}
 	// a contact replicated before its place was muted is not "new"
-	w.sentinel.Load(transitions.Doc{"_id": transitions.InfoID("old_person"), "type": "info", "doc_id": "old_person",
+	w.sentinel.Load(transitions.Doc{"_id": infodoc.ID("old_person"), "type": "info", "doc_id": "old_person",
 		"initial_replication_date": "2000-01-01T00:00:00.000Z", "_rev": "1-x"})
 	w.save(transitions.Doc{"_id": "old_person", "type": "person", "parent": clinic})
 	if w.doc("old_person")["muted"] != nil {

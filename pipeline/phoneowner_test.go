@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"sentinel-go/transitions"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
 	"sentinel-go/memdb"
+	"sentinel-go/transitions"
 )
 
 // TestPhoneOwnerInUpdateSentBy: two contacts share a number; the report is

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"sentinel-go/transitions"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"sentinel-go/couch/couchtest"
 	"sentinel-go/jsexpr"
 	"sentinel-go/memdb"
+	"sentinel-go/transitions"
 )
 
 func TestBuildEnablingAndOrder(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"sentinel-go/config"
+	"sentinel-go/infodoc"
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
@@ -418,7 +419,7 @@ func mutingAncestorReport(ctx context.Context, env *Env, contact Doc) (string, e
 		if id == "" || env.Sentinel == nil {
 			return "", nil
 		}
-		info, err := env.Sentinel.Get(ctx, InfoID(id))
+		info, err := env.Sentinel.Get(ctx, infodoc.ID(id))
 		if IsNotFound(err) {
 			return "", nil
 		}

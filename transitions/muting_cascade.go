@@ -3,10 +3,10 @@ package transitions
 import (
 	"context"
 	"fmt"
-	"sentinel-go/infodoc"
 	"sort"
 	"time"
 
+	"sentinel-go/infodoc"
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
@@ -119,7 +119,7 @@ func mutingPlan(ctx context.Context, env *Env, target Doc, wanted bool, reportID
 // mutingLastEntry is the last muting_history entry of contact id's info doc
 // (nil when none).
 func mutingLastEntry(ctx context.Context, env *Env, id string) (map[string]any, error) {
-	info, err := env.Sentinel.Get(ctx, InfoID(id))
+	info, err := env.Sentinel.Get(ctx, infodoc.ID(id))
 	if IsNotFound(err) {
 		return nil, nil
 	}
@@ -428,7 +428,7 @@ func mutingUpdateInfo(ctx context.Context, env *Env, id string, apply func(info 
 		return fmt.Errorf("update info doc of %s: no sentinel db", id)
 	}
 	for attempt := 0; attempt < 10; attempt++ {
-		info, err := env.Sentinel.Get(ctx, InfoID(id))
+		info, err := env.Sentinel.Get(ctx, infodoc.ID(id))
 		if IsNotFound(err) {
 			info, err = infodoc.New(id), nil
 		}

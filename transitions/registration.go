@@ -2,7 +2,6 @@ package transitions
 
 import (
 	"context"
-
 	"encoding/json"
 	"fmt"
 	"math"

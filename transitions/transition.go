@@ -15,7 +15,6 @@ import (
 
 	"sentinel-go/config"
 	"sentinel-go/couch"
-	"sentinel-go/infodoc"
 	"sentinel-go/jsexpr"
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
@@ -95,9 +94,6 @@ var _ InfoStore = (*couch.DB)(nil)
 
 // ISO formats t as the daemon writes dates: UTC with milliseconds.
 func ISO(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
-// InfoID is the id of a doc's info doc in the sentinel db.
-func InfoID(id string) string { return infodoc.ID(id) }
 
 // Env is what a transition may use while it runs: the config loaded when the
 // change started, the database, the expression sandbox and the clock.

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sentinel-go/infodoc"
 	"strings"
 
 	"sentinel-go/couch"
+	"sentinel-go/infodoc"
 )
 
 // BackgroundCleanup removes what the daemon and CHT keep about deleted docs
