@@ -397,16 +397,51 @@ func (s *dryWrites) record(id string, cur, doc transitions.Doc) {
 	s.docs[id] = jsv.CloneMap(doc)
 }
 
+// readFunc reads a doc from the real database.
+type readFunc func(ctx context.Context, id string) (transitions.Doc, error)
+
+// get reads the overlay first, then read.
+func (w *dryWrites) get(ctx context.Context, id string, read readFunc) (transitions.Doc, error) {
+	if d, ok := w.docs[id]; ok {
+		return jsv.CloneMap(d), nil
+	}
+	return read(ctx, id)
+}
+
+// current is the doc as the overlay or read has it (nil: none).
+func (w *dryWrites) current(ctx context.Context, id string, read readFunc) (transitions.Doc, error) {
+	d, err := w.get(ctx, id, read)
+	if transitions.IsNotFound(err) {
+		return nil, nil
+	}
+	return d, err
+}
+
+// put checks doc's revision against the current version as CouchDB would
+// and records it.
+func (w *dryWrites) put(ctx context.Context, doc transitions.Doc, read readFunc) error {
+	id, _ := doc["_id"].(string)
+	if id == "" {
+		return errors.New("put: document has no _id")
+	}
+	cur, err := w.current(ctx, id, read)
+	if err != nil {
+		return err
+	}
+	if cur != nil && cur["_rev"] != doc["_rev"] || cur == nil && doc["_rev"] != nil {
+		return fmt.Errorf("put %s (dry run): %w", id, couch.ErrConflict)
+	}
+	w.record(id, cur, doc)
+	return nil
+}
+
 func newDryStore(s transitions.Store) *dryStore {
 	return &dryStore{real: s, dryWrites: newDryWrites()}
 }
 
 // Get reads the overlay first, then the db.
 func (s *dryStore) Get(ctx context.Context, id string) (transitions.Doc, error) {
-	if d, ok := s.docs[id]; ok {
-		return jsv.CloneMap(d), nil
-	}
-	return s.real.Get(ctx, id)
+	return s.get(ctx, id, s.real.Get)
 }
 
 // GetMany reads the overlay first, then the db.
@@ -435,28 +470,12 @@ func (s *dryStore) GetMany(ctx context.Context, ids []string) (map[string]transi
 
 // current is the doc as the overlay or the db has it (nil: none).
 func (s *dryStore) current(ctx context.Context, id string) (transitions.Doc, error) {
-	d, err := s.Get(ctx, id)
-	if transitions.IsNotFound(err) {
-		return nil, nil
-	}
-	return d, err
+	return s.dryWrites.current(ctx, id, s.real.Get)
 }
 
 // Put checks the revision as CouchDB would and records the doc.
 func (s *dryStore) Put(ctx context.Context, doc transitions.Doc) error {
-	id, _ := doc["_id"].(string)
-	if id == "" {
-		return errors.New("put: document has no _id")
-	}
-	cur, err := s.current(ctx, id)
-	if err != nil {
-		return err
-	}
-	if cur != nil && cur["_rev"] != doc["_rev"] || cur == nil && doc["_rev"] != nil {
-		return fmt.Errorf("put %s (dry run): %w", id, couch.ErrConflict)
-	}
-	s.record(id, cur, doc)
-	return nil
+	return s.put(ctx, doc, s.real.Get)
 }
 
 // Create records a new doc, with a made-up id when it has none.
@@ -579,30 +598,12 @@ func newDryInfoStore(s transitions.InfoStore) *dryInfoStore {
 
 // Get reads the overlay first, then the db.
 func (s *dryInfoStore) Get(ctx context.Context, id string) (transitions.Doc, error) {
-	if d, ok := s.docs[id]; ok {
-		return jsv.CloneMap(d), nil
-	}
-	return s.real.Get(ctx, id)
+	return s.get(ctx, id, s.real.Get)
 }
 
 // Put checks the revision as CouchDB would and records the doc.
 func (s *dryInfoStore) Put(ctx context.Context, doc transitions.Doc) error {
-	id, _ := doc["_id"].(string)
-	if id == "" {
-		return errors.New("put: document has no _id")
-	}
-	cur, err := s.Get(ctx, id)
-	if transitions.IsNotFound(err) {
-		cur, err = nil, nil
-	}
-	if err != nil {
-		return err
-	}
-	if cur != nil && cur["_rev"] != doc["_rev"] || cur == nil && doc["_rev"] != nil {
-		return fmt.Errorf("put %s (dry run): %w", id, couch.ErrConflict)
-	}
-	s.record(id, cur, doc)
-	return nil
+	return s.put(ctx, doc, s.real.Get)
 }
 
 // recordTransitions is the pipeline's final info doc write: the records set
