@@ -160,12 +160,10 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipel
 // batch's writes while the server fails.
 func (d *Daemon) batchControl(ctx context.Context, log zerolog.Logger, b couch.Batch, prog *progress) pipeline.BatchControl {
 	left := b.Pending + int64(len(b.Changes))
-	waits := map[string]time.Duration{}
 	return pipeline.BatchControl{
 		Config: d.cfg.Load,
 		Grace:  stopGrace,
 		Done: func(ch couch.Change, out pipeline.Outcome) {
-			delete(waits, ch.ID)
 			outcome := "unchanged"
 			switch {
 			case out.Ignored:
@@ -199,17 +197,26 @@ func (d *Daemon) batchControl(ctx context.Context, log zerolog.Logger, b couch.B
 				d.metrics.changes.WithLabelValues("failed").Inc()
 				return false
 			}
-			wait := waits[ch.ID]
-			if wait == 0 {
-				wait = 500 * time.Millisecond
-			}
+			wait := changeBackoff(attempt, d.opts.MaxBackoff)
 			log.Warn().Str("doc_id", ch.ID).Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("Change failed; retrying")
-			waits[ch.ID] = min(wait*2, d.opts.MaxBackoff)
 			d.watchdogPing()
 			return sleep(ctx, wait)
 		},
 		Retry: d.retry,
 	}
+}
+
+// changeBackoff is the wait after a change's attempt failed: 500 ms after
+// the first, then doubling, at most maxBackoff (which does not bound the
+// first).
+func changeBackoff(attempt int, maxBackoff time.Duration) time.Duration {
+	wait := 500 * time.Millisecond
+	for i := 1; i < attempt; i++ {
+		if wait = min(wait*2, maxBackoff); wait == maxBackoff {
+			break
+		}
+	}
+	return wait
 }
 
 // writeCheckpoint stores seq, retrying on server errors; it only gives up
