@@ -104,7 +104,7 @@ func (p *Pusher) send(ctx context.Context, push *Push, docID string, doc map[str
 		return Failed, err
 	}
 	p.Log.Info().Str("doc_id", docID).Str("push", push.Name).Msgf("Pushed %s to %s", docID, push.Name)
-	entry := map[string]any{"type": "outbound", "name": push.Name, "timestamp": float64(p.now().UnixMilli()), "hash": hash}
+	entry := completedEntry(push.Name, p.now(), hash)
 	if err := AppendCompleted(ctx, p.Sentinel, docID, entry); err != nil {
 		// Delivered: queueing it would send it twice. Log only.
 		p.Log.Error().Str("doc_id", docID).Str("push", push.Name).Err(err).
@@ -151,6 +151,11 @@ func LastHash(info map[string]any, name string) string {
 		}
 	}
 	return ""
+}
+
+// completedEntry is the completed_tasks record of a delivered push.
+func completedEntry(name string, at time.Time, hash string) map[string]any {
+	return map[string]any{"type": "outbound", "name": name, "timestamp": float64(at.UnixMilli()), "hash": hash}
 }
 
 // AppendCompleted appends entry to the info doc's completed_tasks
@@ -408,6 +413,29 @@ func oneLine(s string) string {
 // TaskID is the id of a doc's outbound queue in the sentinel db.
 func TaskID(docID string) string { return "task:outbound:" + docID }
 
+// newTask is a new task:outbound doc of docID, without its queue.
+func newTask(docID string, now time.Time) map[string]any {
+	return map[string]any{"_id": TaskID(docID), "type": "task:outbound", "created": float64(now.UnixMilli()), "doc_id": docID}
+}
+
+// warnNotQueued logs the push names a task that already exists did not get
+// (the reference adds none to an existing task).
+func warnNotQueued(log zerolog.Logger, docID string, missing []string) {
+	if len(missing) > 0 {
+		log.Warn().Str("doc_id", docID).Strs("not_queued", missing).
+			Msgf("An outbound task already exists for %s: %s not added to its queue", docID, strings.Join(missing, ", "))
+	}
+}
+
+// anyStrings is names as a JSON array.
+func anyStrings(names []string) []any {
+	out := make([]any, len(names))
+	for i, n := range names {
+		out[i] = n
+	}
+	return out
+}
+
 // TaskPrefix starts the id of every outbound queue doc.
 const TaskPrefix = "task:outbound:"
 
@@ -432,21 +460,14 @@ func EnsureTask(ctx context.Context, store DocStore, log zerolog.Logger, docID s
 					missing = append(missing, n)
 				}
 			}
-			if len(missing) > 0 {
-				log.Warn().Str("doc_id", docID).Strs("not_queued", missing).
-					Msgf("An outbound task already exists for %s: %s not added to its queue", docID, strings.Join(missing, ", "))
-			}
+			warnNotQueued(log, docID, missing)
 			return nil
 		}
 		if !errors.Is(err, couch.ErrNotFound) {
 			return fmt.Errorf("read outbound task: %w", err)
 		}
-		queue := make([]any, len(names))
-		for i, n := range names {
-			queue[i] = n
-		}
-		task := map[string]any{"_id": id, "type": "task:outbound", "created": float64(now.UnixMilli()),
-			"doc_id": docID, "queue": queue}
+		task := newTask(docID, now)
+		task["queue"] = anyStrings(names)
 		err = store.Put(ctx, task)
 		if err == nil {
 			log.Info().Str("doc_id", docID).Strs("queue", names).Msgf("Queued outbound pushes of %s: %s", docID, strings.Join(names, ", "))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -548,8 +549,7 @@ func (q *Queue) record(ctx context.Context, sync bool) error {
 		for _, it := range e.items {
 			switch it.state {
 			case itemSent:
-				o.appends = append(o.appends, map[string]any{"type": "outbound", "name": it.Name,
-					"timestamp": float64(it.at.UnixMilli()), "hash": it.Hash})
+				o.appends = append(o.appends, completedEntry(it.Name, it.at, it.Hash))
 				op.remove = append(op.remove, it.Name)
 			case itemDuplicate:
 				op.remove = append(op.remove, it.Name)
@@ -709,7 +709,7 @@ func (q *Queue) applyTask(docID string, task map[string]any, o *docOps, now time
 			if !exists {
 				exists = true
 				for _, n := range op.ensure {
-					if !contains(queue, n) {
+					if !slices.Contains(queue, n) {
 						queue = append(queue, n)
 					}
 				}
@@ -717,20 +717,17 @@ func (q *Queue) applyTask(docID string, task map[string]any, o *docOps, now time
 			} else {
 				var missing []string
 				for _, n := range op.ensure {
-					if !contains(queue, n) {
+					if !slices.Contains(queue, n) {
 						missing = append(missing, n)
 					}
 				}
-				if len(missing) > 0 {
-					q.Log.Warn().Str("doc_id", docID).Strs("not_queued", missing).
-						Msgf("An outbound task already exists for %s: %s not added to its queue", docID, strings.Join(missing, ", "))
-				}
+				warnNotQueued(q.Log, docID, missing)
 			}
 		}
 		if exists {
 			var left []string
 			for _, n := range queue {
-				if !contains(op.remove, n) || o.pending[n] {
+				if !slices.Contains(op.remove, n) || o.pending[n] {
 					left = append(left, n)
 				}
 			}
@@ -744,28 +741,15 @@ func (q *Queue) applyTask(docID string, task map[string]any, o *docOps, now time
 		if len(queue) == 0 {
 			return nil, false
 		}
-		task = map[string]any{"_id": TaskID(docID), "type": "task:outbound", "created": float64(now.UnixMilli()), "doc_id": docID}
+		task = newTask(docID, now)
 	} else if strings.Join(queue, "\x00") == orig {
 		return nil, false
 	}
 	if len(queue) == 0 {
 		return map[string]any{"_id": TaskID(docID), "_rev": task["_rev"], "_deleted": true}, true
 	}
-	out := make([]any, len(queue))
-	for i, n := range queue {
-		out[i] = n
-	}
-	task["queue"] = out
+	task["queue"] = anyStrings(queue)
 	return task, true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // scanner retries the task docs every RetryInterval while pushes failed,
