@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"sentinel-go/config"
-	"sentinel-go/infodoc"
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"
 	"sentinel-go/messages"
@@ -419,18 +418,11 @@ func mutingAncestorReport(ctx context.Context, env *Env, contact Doc) (string, e
 		if id == "" || env.Sentinel == nil {
 			return "", nil
 		}
-		info, err := env.Sentinel.Get(ctx, infodoc.ID(id))
-		if IsNotFound(err) {
-			return "", nil
-		}
+		last, err := mutingLastEntry(ctx, env, id)
 		if err != nil {
-			return "", fmt.Errorf("read info doc of %s: %w", id, err)
+			return "", err
 		}
-		hist := jsv.Slice(info["muting_history"])
-		if len(hist) == 0 {
-			return "", nil
-		}
-		rid, _ := jsv.Map(hist[len(hist)-1])["report_id"].(string)
+		rid, _ := last["report_id"].(string)
 		return rid, nil
 	}
 	return "", nil
