@@ -26,8 +26,7 @@ import (
 func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the explanation as JSON")
-	couchURL := fs.String("couch-url", "", "main database URL with credentials (env COUCH_URL)")
-	sentinelDB := fs.String("sentinel-db", "", "sentinel database (env SENTINEL_DB; default <db>-sentinel)")
+	couchURL, sentinelDB := dbFlags(fs)
 	exprTimeout := fs.Duration("expr-timeout", 100*time.Millisecond, "time bound of each config expression evaluation")
 	const head = "Usage: sentinel explain [--json] [--couch-url URL] DOCID\n\nRuns the configured transitions on one doc in memory and prints what they would do; writes nothing.\n"
 	if code, ok := parseArgs(fs, head, args, stdout, stderr); !ok {
@@ -41,8 +40,7 @@ func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fs.Usage()
 		return 2
 	}
-	envDefault(couchURL, "COUCH_URL")
-	envDefault(sentinelDB, "SENTINEL_DB")
+	envDefaults(couchURL, sentinelDB)
 	if *couchURL == "" {
 		fmt.Fprintln(stderr, "sentinel explain: COUCH_URL is not set (or pass --couch-url)")
 		return 2

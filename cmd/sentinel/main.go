@@ -53,11 +53,25 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-// envDefault sets *v from the environment variable name when the flag left
-// it empty.
-func envDefault(v *string, name string) {
-	if *v == "" {
-		*v = os.Getenv(name)
+// dbFlags declares --couch-url and --sentinel-db. Their environment
+// variables are read after parsing (envDefaults), never shown as the flags'
+// defaults: --help and usage errors would print the password of COUCH_URL.
+func dbFlags(fs *flag.FlagSet) (couchURL, sentinelDB *string) {
+	couchURL = fs.String("couch-url", "", "main database URL with credentials (env COUCH_URL)")
+	sentinelDB = fs.String("sentinel-db", "", "sentinel database (env SENTINEL_DB; default <db>-sentinel)")
+	return couchURL, sentinelDB
+}
+
+// envDefaults fills the flags of dbFlags the command line left empty from
+// COUCH_URL and SENTINEL_DB.
+func envDefaults(couchURL, sentinelDB *string) {
+	for _, f := range []struct {
+		v    *string
+		name string
+	}{{couchURL, "COUCH_URL"}, {sentinelDB, "SENTINEL_DB"}} {
+		if *f.v == "" {
+			*f.v = os.Getenv(f.name)
+		}
 	}
 }
 
@@ -70,10 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("sentinel", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	// The environment is read after parsing, never shown as a flag default:
-	// --help and usage errors would print the password of COUCH_URL.
-	couchURL := fs.String("couch-url", "", "main database URL with credentials (env COUCH_URL)")
-	sentinelDB := fs.String("sentinel-db", "", "sentinel database (env SENTINEL_DB; default <db>-sentinel)")
+	couchURL, sentinelDB := dbFlags(fs)
 	logFormat := fs.String("log-format", "", "log format: json or console (default: console on a terminal, else json)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	exprTimeout := fs.Duration("expr-timeout", 100*time.Millisecond, "time bound of each config expression evaluation")
@@ -97,8 +108,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sentinel: unknown command or argument %q (commands: check-config, explain; see --help)\n", fs.Arg(0))
 		return 2
 	}
-	envDefault(couchURL, "COUCH_URL")
-	envDefault(sentinelDB, "SENTINEL_DB")
+	envDefaults(couchURL, sentinelDB)
 	log, err := newLogger(*logFormat, *logLevel, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)
