@@ -33,12 +33,12 @@ func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
 				"name": "on_create", "trigger": "add_patient", "params": "{not json", "bool_expr": "doc.x ==="}}}},
 		}, []string{"registrations[0].events[0].params", "registrations[0].events[0].bool_expr"}},
 		{"patient report without form and a bool_expr syntax error", map[string]any{
-			"transitions": map[string]any{"accept_patient_reports": true},
+			"transitions":     map[string]any{"accept_patient_reports": true},
 			"patient_reports": []any{map[string]any{"messages": []any{map[string]any{"event_type": "report_accepted", "bool_expr": "(("}}}},
 		}, []string{"patient_reports[0].form", "patient_reports[0].messages[0].bool_expr"}},
 		{"muting without mute_forms and a bad validation rule", map[string]any{
 			"transitions": map[string]any{"muting": true},
-			"muting": map[string]any{"validations": map[string]any{"list": []any{map[string]any{"property": "x", "rule": "regex(^1$)"}}}},
+			"muting":      map[string]any{"validations": map[string]any{"list": []any{map[string]any{"property": "x", "rule": "regex(^1$)"}}}},
 		}, []string{"muting.mute_forms", "muting.validations.list[0].rule"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

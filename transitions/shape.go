@@ -183,8 +183,8 @@ func buildShapeRules() map[string]shape {
 		"multi_report_alerts[]":                       {types: tObject},
 		"multi_report_alerts[].name":                  {types: tString},
 		"multi_report_alerts[].is_report_counted":     {types: tString, format: jsFunction},
-		"multi_report_alerts[].num_reports_threshold": {types: tNumber | tString},
-		"multi_report_alerts[].time_window_in_days":   {types: tNumber | tString},
+		"multi_report_alerts[].num_reports_threshold": {types: tNumber | tString, format: leadingInt(1, mraMaxThreshold)},
+		"multi_report_alerts[].time_window_in_days":   {types: tNumber | tString, format: leadingInt(math.MinInt32, math.MaxInt32)},
 		"multi_report_alerts[].recipients":            {types: tArray},
 		"multi_report_alerts[].recipients[]":          {types: tString, format: jsExpression},
 		"multi_report_alerts[].forms":                 {types: tArray},
@@ -378,6 +378,21 @@ func intLike(lo, hi int) func(any) string {
 				return fmt.Sprintf("must be an integer, got %s", jsonText(v))
 			}
 			n = i
+		}
+		if n < lo || n > hi {
+			return fmt.Sprintf("must be between %d and %d, got %s", lo, hi, jsonText(v))
+		}
+		return ""
+	}
+}
+
+// leadingInt accepts what JavaScript's parseInt reads as an integer in [lo,
+// hi], as multi_report_alerts does.
+func leadingInt(lo, hi int) func(any) string {
+	return func(v any) string {
+		n, ok := parseLeadingInt(v)
+		if !ok {
+			return fmt.Sprintf("must be an integer, got %s", jsonText(v))
 		}
 		if n < lo || n > hi {
 			return fmt.Sprintf("must be between %d and %d, got %s", lo, hi, jsonText(v))
