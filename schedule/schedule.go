@@ -112,6 +112,37 @@ func toTime(v any, loc *time.Location) (time.Time, bool) {
 
 var sendTimeRE = regexp.MustCompile(`^\s*(\d{1,2}):(\d{2})\s*(?:([+-])(\d{2}):?(\d{2}))?\s*$`)
 
+// SendTime is a parsed `send_time`: "HH:mm" with an optional UTC offset
+// ("±HH:MM" or "±HHMM").
+type SendTime struct {
+	Hour, Minute int
+	// Offset is the UTC offset in seconds when HasOffset.
+	Offset    int
+	HasOffset bool
+}
+
+// ParseSendTime reads a `send_time` as the schedules do; ok is false when it
+// is not of that form. Hours and minutes are not range-checked here: the
+// reference rolls 25:99 over into the next day, and so does Due.
+func ParseSendTime(s string) (SendTime, bool) {
+	p := sendTimeRE.FindStringSubmatch(s)
+	if p == nil {
+		return SendTime{}, false
+	}
+	var st SendTime
+	st.Hour, _ = strconv.Atoi(p[1])
+	st.Minute, _ = strconv.Atoi(p[2])
+	if p[3] != "" {
+		oh, _ := strconv.Atoi(p[4])
+		om, _ := strconv.Atoi(p[5])
+		st.Offset, st.HasOffset = oh*3600+om*60, true
+		if p[3] == "-" {
+			st.Offset = -st.Offset
+		}
+	}
+	return st, true
+}
+
 // Due computes a message's due time from start (messages without a usable
 // offset give ok=false).
 func (m Message) Due(start time.Time) (time.Time, bool) {
@@ -120,31 +151,24 @@ func (m Message) Due(start time.Time) (time.Time, bool) {
 	}
 	due := m.Offset.AddTo(start)
 	if m.SendTime != "" {
-		if p := sendTimeRE.FindStringSubmatch(m.SendTime); p != nil {
-			if p[3] != "" {
-				oh, _ := strconv.Atoi(p[4])
-				om, _ := strconv.Atoi(p[5])
-				off := oh*3600 + om*60
-				if p[3] == "-" {
-					off = -off
-				}
-				due = due.In(time.FixedZone("", off))
+		if st, ok := ParseSendTime(m.SendTime); ok {
+			if st.HasOffset {
+				due = due.In(time.FixedZone("", st.Offset))
 			}
-			h, _ := strconv.Atoi(p[1])
-			mi, _ := strconv.Atoi(p[2])
 			y, mo, d := due.Date()
-			due = time.Date(y, mo, d, h, mi, 0, 0, due.Location())
+			due = time.Date(y, mo, d, st.Hour, st.Minute, 0, 0, due.Location())
 		}
 	}
 	if m.SendDay != "" {
-		if wd, ok := weekday(m.SendDay); ok {
+		if wd, ok := ParseWeekday(m.SendDay); ok {
 			due = due.AddDate(0, 0, int(wd)-int(due.Weekday()))
 		}
 	}
 	return due, true
 }
 
-func weekday(name string) (time.Weekday, bool) {
+// ParseWeekday reads a `send_day`: an English weekday name in any case.
+func ParseWeekday(name string) (time.Weekday, bool) {
 	for d := time.Sunday; d <= time.Saturday; d++ {
 		if strings.EqualFold(strings.TrimSpace(name), d.String()) {
 			return d, true

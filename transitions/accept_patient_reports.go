@@ -61,8 +61,9 @@ func parseReportEntries(s *config.Settings, key string) ([]reportEntry, []config
 		e := reportEntry{messages: messageEntries(rm["messages"])}
 		form, ok := rm["form"].(string)
 		if !ok || form == "" {
+			// The rest of the entry is still checked, so that every problem
+			// shows at once; the entry is not used.
 			problems = append(problems, config.Errorf(rp+".form", "must be a non-empty string (the form code)"))
-			continue
 		}
 		e.form = form
 		e.silenceTypes, problems = parseSilenceType(rm["silence_type"], rp+".silence_type", problems)
@@ -80,7 +81,9 @@ func parseReportEntries(s *config.Settings, key string) ([]reportEntry, []config
 			problems = append(problems, ps...)
 			e.msgExprs = append(e.msgExprs, be)
 		}
-		entries = append(entries, e)
+		if e.form != "" {
+			entries = append(entries, e)
+		}
 	}
 	return entries, problems
 }

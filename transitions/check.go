@@ -14,14 +14,43 @@ import (
 // problem the daemon finds when it loads them (unknown transitions, each
 // enabled transition's config rules, expression syntax errors) plus lint the
 // daemon only logs: template syntax errors (the daemon records those on the
-// docs at run time, as the reference does) and misspelled disabled keys.
-// Problems are sorted by path.
+// docs at run time, as the reference does), misspelled disabled keys, and
+// keys of the wrong type or format (shape.go), of enabled and disabled
+// transitions alike. Problems are sorted by path.
 func Check(raw map[string]any, tr config.Translations) []config.Problem {
 	cfg := Load(raw, tr)
 	problems := append([]config.Problem{}, cfg.Problems...)
 	problems = append(problems, Lint(raw)...)
+	problems = withShapes(problems, checkShapes(raw))
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Path < problems[j].Path })
 	return problems
+}
+
+// withShapes adds the shape errors to the loaders' problems. A loader's error
+// at the same path already says what is wrong and stays alone; a loader's
+// warning at a path with a shape error gives way to it: the daemon goes on
+// with such a key (skipping what it configures), check-config refuses it.
+func withShapes(problems, shapes []config.Problem) []config.Problem {
+	errAt, shapeAt := map[string]bool{}, map[string]bool{}
+	for _, p := range problems {
+		if p.Severity == config.Error {
+			errAt[p.Path] = true
+		}
+	}
+	var out []config.Problem
+	for _, p := range shapes {
+		if !errAt[p.Path] {
+			shapeAt[p.Path] = true
+			out = append(out, p)
+		}
+	}
+	for _, p := range problems {
+		if p.Severity != config.Error && shapeAt[p.Path] {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // Lint finds problems that do not stop the daemon: template syntax errors in

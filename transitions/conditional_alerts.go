@@ -106,7 +106,7 @@ func parseCondAlert(v any, path string) (*condAlert, []config.Problem) {
 	name := path + ".condition"
 	plain, err := jsexpr.Compile(name, src)
 	if err != nil {
-		return nil, append(problems, config.Errorf(name, "%v", err))
+		return nil, append(problems, config.Errorf(name, "%s", ExprError(err)))
 	}
 	a.prog = plain // jsexpr rewrites relational chains the JavaScript way
 	if a.form != "" && strings.Contains(src, a.form) {
@@ -114,7 +114,7 @@ func parseCondAlert(v any, path string) (*condAlert, []config.Problem) {
 		wrapped, err := jsexpr.Compile(name, src+"\n;function "+a.form+"(i) { var r = "+condHistoryGlobal+"(i); return r === null ? undefined : r; }")
 		if err != nil {
 			problems = append(problems, config.Warnf(name,
-				"form code %q cannot name a JavaScript function (%v): %s(i) is not available to the condition", a.form, err, a.form))
+				"form code %q cannot name a JavaScript function (%s): %s(i) is not available to the condition", a.form, ExprError(err), a.form))
 		} else {
 			a.prog = wrapped
 		}

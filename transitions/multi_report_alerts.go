@@ -99,6 +99,8 @@ func parseMultiAlert(v any, path string) (*mraAlert, []config.Problem) {
 	if m == nil {
 		return nil, []config.Problem{config.Errorf(path, "must be an object")}
 	}
+	// Every key is checked even when an earlier one is wrong, so that one
+	// pass shows every problem of the alert.
 	var problems []config.Problem
 	bad := false
 	for _, k := range []string{"name", "is_report_counted", "num_reports_threshold", "time_window_in_days", "recipients", "message"} {
@@ -107,18 +109,17 @@ func parseMultiAlert(v any, path string) (*mraAlert, []config.Problem) {
 			bad = true
 		}
 	}
-	if bad {
-		return nil, problems
-	}
 	a := &mraAlert{}
 	name, ok := m["name"].(string)
-	if !ok {
+	if !ok && jsv.Truthy(m["name"]) {
 		problems = append(problems, config.Errorf(path+".name", "must be a string"))
 		bad = true
 	}
 	a.name = name
 	var okN bool
-	if a.threshold, okN = parseLeadingInt(m["num_reports_threshold"]); !okN {
+	if !jsv.Truthy(m["num_reports_threshold"]) {
+		// reported above
+	} else if a.threshold, okN = parseLeadingInt(m["num_reports_threshold"]); !okN {
 		problems = append(problems, config.Errorf(path+".num_reports_threshold", "must be an integer, got %s", jsonText(m["num_reports_threshold"])))
 		bad = true
 	} else if a.threshold < 1 || a.threshold > mraMaxThreshold {
@@ -126,7 +127,9 @@ func parseMultiAlert(v any, path string) (*mraAlert, []config.Problem) {
 			"must be between 1 and %d (it bounds the report queries), got %d", mraMaxThreshold, a.threshold))
 		bad = true
 	}
-	if a.window, okN = parseLeadingInt(m["time_window_in_days"]); !okN {
+	if !jsv.Truthy(m["time_window_in_days"]) {
+		// reported above
+	} else if a.window, okN = parseLeadingInt(m["time_window_in_days"]); !okN {
 		problems = append(problems, config.Errorf(path+".time_window_in_days", "must be an integer, got %s", jsonText(m["time_window_in_days"])))
 		bad = true
 	} else if a.window < 0 {
@@ -134,24 +137,24 @@ func parseMultiAlert(v any, path string) (*mraAlert, []config.Problem) {
 			"is negative (%d): no earlier report is ever counted", a.window))
 	}
 	recips, ok := m["recipients"].([]any)
-	if !ok {
+	if !ok && jsv.Truthy(m["recipients"]) {
 		problems = append(problems, config.Errorf(path+".recipients", "must be an array"))
 		bad = true
 	}
-	if bad {
-		return nil, problems
-	}
-	src, _ := m["is_report_counted"].(string)
-	if _, isString := m["is_report_counted"].(string); !isString {
-		a.compileErr = fmt.Errorf("is_report_counted must be a string holding a function")
-	} else if p, err := jsexpr.CompileFunction(path+".is_report_counted", src); err != nil {
-		a.compileErr = err
-	} else {
-		a.counted = p
-	}
-	if a.compileErr != nil {
-		problems = append(problems, config.Warnf(path+".is_report_counted",
-			"%v: the alert fails on every report of its forms until this is fixed", a.compileErr))
+	if src, isString := m["is_report_counted"].(string); !isString {
+		if jsv.Truthy(m["is_report_counted"]) {
+			a.compileErr = fmt.Errorf("is_report_counted must be a string holding a function")
+			problems = append(problems, config.Warnf(path+".is_report_counted",
+				"must be a string holding a function: the alert fails on every report of its forms until this is fixed"))
+		}
+	} else if src != "" {
+		if p, err := jsexpr.CompileFunction(path+".is_report_counted", src); err != nil {
+			a.compileErr = err
+			problems = append(problems, config.Warnf(path+".is_report_counted",
+				"%s: the alert fails on every report of its forms until this is fixed", ExprError(err)))
+		} else {
+			a.counted = p
+		}
 	}
 	for j, r := range recips {
 		rp := fmt.Sprintf("%s.recipients[%d]", path, j)
@@ -165,7 +168,7 @@ func parseMultiAlert(v any, path string) (*mraAlert, []config.Problem) {
 			rec.literal = true
 		} else if p, err := jsexpr.Compile(rp, s); err != nil {
 			rec.err = err
-			problems = append(problems, config.Warnf(rp, "%v: no phone number is found with it", err))
+			problems = append(problems, config.Warnf(rp, "%s: no phone number is found with it", ExprError(err)))
 		} else {
 			rec.prog = p
 		}
@@ -181,6 +184,9 @@ func parseMultiAlert(v any, path string) (*mraAlert, []config.Problem) {
 		} else {
 			problems = append(problems, config.Warnf(path+".forms", "is not an array: ignored, the alert applies to every form"))
 		}
+	}
+	if bad {
+		return nil, problems
 	}
 	a.spec = messages.SpecOf(m)
 	a.spec.Recipient = mraRecipientKey

@@ -37,8 +37,10 @@ func newMuting(s *config.Settings, path string) (Transition, []config.Problem) {
 		if present && cfg == nil {
 			p = "muting"
 		}
-		return nil, []config.Problem{config.Errorf(p,
-			"Configuration error. Config must have a 'muting.mute_forms' array defined.")}
+		// Its validations are still checked, so that every problem shows at once.
+		_, ps := compileValidations(cfg["validations"], "muting")
+		return nil, append([]config.Problem{config.Errorf(p,
+			"Configuration error. Config must have a 'muting.mute_forms' array defined.")}, ps...)
 	}
 	t := &muting{messages: messageEntries(cfg["messages"])}
 	var problems []config.Problem

@@ -147,15 +147,17 @@ func newRegistration(s *config.Settings, path string) (Transition, []config.Prob
 			event := regEvent{}
 			event.name, _ = em["name"].(string)
 			event.trigger, _ = em["trigger"].(string)
+			// The bool_expr is compiled before the params are read, so that
+			// bad params do not hide its syntax errors.
+			be, ps := compileBoolExpr(em["bool_expr"], ep+".bool_expr")
+			problems = append(problems, ps...)
+			event.boolExpr = be
 			params, err := parseParams(em["params"])
 			if err != nil {
 				problems = append(problems, config.Errorf(ep+".params", "%v", err))
 				continue
 			}
 			event.params = params
-			be, ps := compileBoolExpr(em["bool_expr"], ep+".bool_expr")
-			problems = append(problems, ps...)
-			event.boolExpr = be
 			problems = append(problems, checkEvent(s, ep, event)...)
 			e.events = append(e.events, event)
 		}

@@ -60,11 +60,15 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	problems = transitions.Check(raw, tr)
+	return report(checkSettings(raw, tr), *asJSON, stdout)
+}
+
+// checkSettings is every check of check-config on parsed app_settings.
+func checkSettings(raw map[string]any, tr config.Translations) []config.Problem {
+	problems := transitions.Check(raw, tr)
 	// Jobs' configs (reminders: cron and text expressions) are checked too.
 	_, rp := jobs.ParseReminders(config.NewSettings(raw))
-	problems = append(problems, rp...)
-	return report(problems, *asJSON, stdout)
+	return append(problems, rp...)
 }
 
 // report prints the problems, as text or JSON, and returns the exit code:
