@@ -1,6 +1,7 @@
 package messages
 
 import (
+	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -144,7 +145,7 @@ func (g *Generator) Add(doc map[string]any, spec Spec, extra map[string]any, opt
 	switch {
 	case Denied(g.Settings, from):
 		state = StateDenied
-	case msg["error"] == nil && g.Dups.Seen(to, rendered, g.Settings.DuplicateLimit(), g.Now):
+	case g.seenBefore(msg, to, rendered):
 		state = StateDuplicate
 	}
 	task := map[string]any{"messages": []any{msg}}
@@ -152,6 +153,15 @@ func (g *Generator) Add(doc map[string]any, spec Spec, extra map[string]any, opt
 	tasks, _ := doc["tasks"].([]any)
 	doc["tasks"] = append(tasks, task)
 	return Added{Task: task, Text: rendered, To: to}, nil
+}
+
+// seenBefore counts msg towards the duplicate limit and says whether it is
+// over; a message without text counts too, under (to, no text).
+func (g *Generator) seenBefore(msg map[string]any, to, rendered string) bool {
+	if _, ok := msg["message"]; !ok {
+		return g.Dups.SeenTextless(to, g.Settings.DuplicateLimit(), g.Now)
+	}
+	return g.Dups.Seen(to, rendered, g.Settings.DuplicateLimit(), g.Now)
 }
 
 // Message generates one message {uuid, to, message | error} from spec for
@@ -183,15 +193,31 @@ func (g *Generator) Message(doc map[string]any, spec Spec, extra map[string]any)
 	return msg, nil
 }
 
-// uuid is a new random (version 4) uuid drawn from Rand.
+// uuid is a new version 7 uuid (RFC 9562), as the reference writes: Now's
+// unix milliseconds, then 74 random bits drawn from Rand (crypto/rand when
+// nil). It is built here rather than with uuid.NewV7 so that a seeded Rand
+// and a fixed Now give the same uuid again, and no process-wide sequence
+// counter is needed: the random bits alone keep uuids of one millisecond
+// apart.
 func (g *Generator) uuid() (string, error) {
-	if g.Rand == nil {
-		return uuid.NewString(), nil
+	var u uuid.UUID
+	r := g.Rand
+	if r == nil {
+		r = cryptorand.Reader
 	}
-	u, err := uuid.NewRandomFromReader(g.Rand)
-	if err != nil {
+	if _, err := io.ReadFull(r, u[6:]); err != nil {
 		return "", fmt.Errorf("message uuid: %w", err)
 	}
+	now := g.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	ms := uint64(now.UnixMilli())
+	for i := 0; i < 6; i++ {
+		u[i] = byte(ms >> (40 - 8*i))
+	}
+	u[6] = u[6]&0x0f | 0x70
+	u[8] = u[8]&0x3f | 0x80
 	return u.String(), nil
 }
 
