@@ -172,3 +172,24 @@ func TestRejectionText(t *testing.T) {
 		})
 	}
 }
+
+// TestUnparsableRuleIsNoLoadError: a rule that does not parse fails the
+// reports validated with it, never the config (validations.md §2): a
+// warning with its path, and the transitions stay enabled.
+func TestUnparsableRuleIsNoLoadError(t *testing.T) {
+	cfg := Load(map[string]any{
+		"transitions": map[string]any{"registration": true},
+		"registrations": []any{map[string]any{"form": "BAD", "events": []any{}, "validations": map[string]any{
+			"list": []any{map[string]any{"property": "n", "rule": "regex(^[0-9]{5}$)"}}}}},
+	}, nil)
+	if !cfg.Valid() {
+		t.Fatalf("config invalid: %s", cfg.ErrorSummary())
+	}
+	var found bool
+	for _, p := range cfg.Problems {
+		found = found || p.Severity == config.Warning && p.Path == "registrations[0].validations.list[0].rule"
+	}
+	if !found {
+		t.Errorf("no warning at the rule's path: %v", cfg.Problems)
+	}
+}
