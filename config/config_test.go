@@ -24,10 +24,17 @@ func TestTranslations(t *testing.T) {
 		{"_id": "messages-en", "code": "en", "generic": map[string]any{"a": " Hello ", "b": "${a} world", "n": 5.0}},
 		{"_id": "messages-fr", "code": "fr", "generic": map[string]any{"a": "Bonjour"}, "custom": map[string]any{"a": "Salut"}},
 		{"_id": "messages-sw", "code": "sw"}, // no generic: still loads
+		{"_id": "messages-pt", "code": "pt",
+			"generic": map[string]any{"a": "", "b": "Olá", "blank": "   "},
+			"custom":  map[string]any{"b": nil, "e": ""}},
+		{"_id": "messages-en2", "code": "en", "generic": map[string]any{"e": "", "blank": "Blank"}},
 	})
 	cases := []struct{ locale, key, want string }{
 		{"en", "a", "Hello"}, {"fr", "a", "Salut"}, {"fr", "b", "Hello  world"},
 		{"sw", "a", "Hello"}, {"xx", "missing.key", "missing.key"}, {"en", "n", "5"},
+		// Empty and null fall through to English, then to the key; a
+		// whitespace-only text is chosen, then trimmed (feed.md §3).
+		{"pt", "a", "Hello"}, {"pt", "b", "Hello  world"}, {"pt", "e", "e"}, {"pt", "blank", ""},
 	}
 	for _, c := range cases {
 		if got := tr.Lookup(c.locale, c.key); got != c.want {

@@ -18,7 +18,12 @@ type Duplicates struct {
 	added  []dupKey
 }
 
-type dupKey struct{ to, text string }
+// dupKey is what is counted: a recipient and a text, or a recipient and no
+// text at all (a message that failed to generate), kept apart from any text.
+type dupKey struct {
+	to, text string
+	noText   bool
+}
 
 type dupEntry struct {
 	count int
@@ -34,12 +39,22 @@ func NewDuplicates() *Duplicates { return &Duplicates{entries: map[dupKey]*dupEn
 // Seen records one more (to, text) at now and reports whether the count is
 // now over limit.
 func (d *Duplicates) Seen(to, text string, limit int, now time.Time) bool {
+	return d.seen(dupKey{to: to, text: text}, limit, now)
+}
+
+// SeenTextless is Seen for a message without text (`error` instead of
+// `message`): those count too, under (to, no text) (messages.md §7).
+func (d *Duplicates) SeenTextless(to string, limit int, now time.Time) bool {
+	return d.seen(dupKey{to: to, noText: true}, limit, now)
+}
+
+func (d *Duplicates) seen(k dupKey, limit int, now time.Time) bool {
 	if d == nil {
 		return false
 	}
 	if d.parent != nil {
-		d.added = append(d.added, dupKey{to, text})
-		return d.parent.Seen(to, text, limit, now)
+		d.added = append(d.added, k)
+		return d.parent.seen(k, limit, now)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -54,7 +69,6 @@ func (d *Duplicates) Seen(to, text string, limit int, now time.Time) bool {
 			}
 		}
 	}
-	k := dupKey{to, text}
 	e := d.entries[k]
 	if e == nil || now.Sub(e.last) > dupTTL {
 		e = &dupEntry{}

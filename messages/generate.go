@@ -1,6 +1,7 @@
 package messages
 
 import (
+	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -69,7 +70,7 @@ func (g *Generator) Text(spec Spec, locale string) string {
 	}
 	switch m := spec.Message.(type) {
 	case string:
-		return strings.TrimSpace(m)
+		return m // as is: only translations and array contents are trimmed
 	case []any:
 		var first string
 		for i, e := range m {
@@ -105,36 +106,53 @@ type AddOptions struct {
 	// Unique skips the task when one whose first message has the same `to`
 	// and text exists (muting).
 	Unique bool
+	// ReportOnly renders the text with the report alone as context (layer 5
+	// of messages.md §4), as the validation reply is rendered a second time.
+	ReportOnly bool
 }
 
 // Added says what Add did.
 type Added struct {
 	Task map[string]any // nil when no task was added
-	// Text is the rendered text (for errors carrying the same words).
+	// Text is the message's text, before truncation; "" when the message got
+	// none (messages.errors.message.empty).
 	Text string
-	To   string
+	// Source is the text before rendering (the lookup result), and Rendered
+	// the rendered text even when the message got none (the translation key
+	// itself): rejection errors carry them (transitions README).
+	Source, Rendered string
+	To               string
 }
 
 // Add generates a message from spec for doc and appends it to doc.tasks
 // (messages.md §3). A template or config failure adds a `parse_error` to the
-// doc and no task, as the reference does; it is also returned.
+// doc and no task (doc.tasks is still created), as the reference does; it is
+// also returned.
 func (g *Generator) Add(doc map[string]any, spec Spec, extra map[string]any, opts AddOptions) (Added, error) {
-	msg, err := g.Message(doc, spec, extra)
+	layers := Layers(doc, extra)
+	if opts.ReportOnly {
+		layers = docLayers(doc)
+	}
+	msg, src, out, err := g.message(doc, spec, layers)
 	if err != nil {
 		key := spec.TranslationKey
 		if key == "" {
-			key = "message"
+			key = "undefined" // the reference prints JavaScript's undefined key
 		}
 		AddError(doc, "parse_error", fmt.Sprintf("%v: %s", err, key))
-		return Added{}, err
+		if _, ok := doc["tasks"]; !ok {
+			doc["tasks"] = []any{}
+		}
+		return Added{Source: src}, err
 	}
 	to, _ := msg["to"].(string)
 	rendered, _ := msg["original_message"].(string)
 	if rendered == "" {
 		rendered, _ = msg["message"].(string)
 	}
+	added := Added{Text: rendered, Source: src, Rendered: out, To: to}
 	if opts.Unique && hasTask(doc, to, rendered) {
-		return Added{Text: rendered, To: to}, nil
+		return added, nil
 	}
 	state := StatePending
 	from := jsv.String(doc["from"])
@@ -144,35 +162,51 @@ func (g *Generator) Add(doc map[string]any, spec Spec, extra map[string]any, opt
 	switch {
 	case Denied(g.Settings, from):
 		state = StateDenied
-	case msg["error"] == nil && g.Dups.Seen(to, rendered, g.Settings.DuplicateLimit(), g.Now):
+	case g.seenBefore(msg, to, rendered):
 		state = StateDuplicate
 	}
 	task := map[string]any{"messages": []any{msg}}
 	SetState(task, state, nil, "", false, g.Now)
 	tasks, _ := doc["tasks"].([]any)
 	doc["tasks"] = append(tasks, task)
-	return Added{Task: task, Text: rendered, To: to}, nil
+	added.Task = task
+	return added, nil
+}
+
+// seenBefore counts msg towards the duplicate limit and says whether it is
+// over; a message without text counts too, under (to, no text).
+func (g *Generator) seenBefore(msg map[string]any, to, rendered string) bool {
+	if _, ok := msg["message"]; !ok {
+		return g.Dups.SeenTextless(to, g.Settings.DuplicateLimit(), g.Now)
+	}
+	return g.Dups.Seen(to, rendered, g.Settings.DuplicateLimit(), g.Now)
 }
 
 // Message generates one message {uuid, to, message | error} from spec for
 // doc (steps 1–5 of messages.md §3), without adding it anywhere.
 func (g *Generator) Message(doc map[string]any, spec Spec, extra map[string]any) (map[string]any, error) {
+	msg, _, _, err := g.message(doc, spec, Layers(doc, extra))
+	return msg, err
+}
+
+// message is Message over the given context layers; it also returns the
+// text before and after rendering.
+func (g *Generator) message(doc map[string]any, spec Spec, layers []map[string]any) (msg map[string]any, text, rendered string, err error) {
 	locale := g.Locale(doc)
-	text := g.Text(spec, locale)
-	layers := Layers(doc, extra)
-	rendered, err := templates.Render(text, layers, g.RenderOptions(locale))
+	text = g.Text(spec, locale)
+	rendered, err = templates.Render(text, layers, g.RenderOptions(locale))
 	if err != nil {
-		return nil, err
+		return nil, text, "", err
 	}
 	to := Recipient(g.Settings, doc, layers, spec.Recipient)
 	id, err := g.uuid()
 	if err != nil {
-		return nil, err
+		return nil, text, rendered, err
 	}
-	msg := map[string]any{"uuid": id, "to": to}
+	msg = map[string]any{"uuid": id, "to": to}
 	if rendered == "" || (spec.TranslationKey != "" && rendered == spec.TranslationKey) {
 		msg["error"] = "messages.errors.message.empty"
-		return msg, nil
+		return msg, text, rendered, nil
 	}
 	if cut, ok := Truncate(rendered, g.Settings.MultipartSMSLimit()); ok {
 		msg["original_message"] = rendered
@@ -180,18 +214,34 @@ func (g *Generator) Message(doc map[string]any, spec Spec, extra map[string]any)
 	} else {
 		msg["message"] = rendered
 	}
-	return msg, nil
+	return msg, text, rendered, nil
 }
 
-// uuid is a new random (version 4) uuid drawn from Rand.
+// uuid is a new version 7 uuid (RFC 9562), as the reference writes: Now's
+// unix milliseconds, then 74 random bits drawn from Rand (crypto/rand when
+// nil). It is built here rather than with uuid.NewV7 so that a seeded Rand
+// and a fixed Now give the same uuid again, and no process-wide sequence
+// counter is needed: the random bits alone keep uuids of one millisecond
+// apart.
 func (g *Generator) uuid() (string, error) {
-	if g.Rand == nil {
-		return uuid.NewString(), nil
+	var u uuid.UUID
+	r := g.Rand
+	if r == nil {
+		r = cryptorand.Reader
 	}
-	u, err := uuid.NewRandomFromReader(g.Rand)
-	if err != nil {
+	if _, err := io.ReadFull(r, u[6:]); err != nil {
 		return "", fmt.Errorf("message uuid: %w", err)
 	}
+	now := g.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	ms := uint64(now.UnixMilli())
+	for i := 0; i < 6; i++ {
+		u[i] = byte(ms >> (40 - 8*i))
+	}
+	u[6] = u[6]&0x0f | 0x70
+	u[8] = u[8]&0x3f | 0x80
 	return u.String(), nil
 }
 

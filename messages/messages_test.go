@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,16 @@ func TestDuplicates(t *testing.T) {
 	if d.Seen("+1", "x", 5, now.Add(31*time.Minute)) {
 		t.Fatal("count did not expire after 30 minutes")
 	}
+	// Text-less messages count under (to, no text): apart from any text,
+	// even "" and the reference's "undefined" (messages.md §7).
+	for i := 1; i <= 6; i++ {
+		if over := d.SeenTextless("+1", 5, now); over != (i == 6) {
+			t.Fatalf("text-less message %d over = %v", i, over)
+		}
+	}
+	if d.Seen("+1", "", 5, now) || d.Seen("+1", "undefined", 5, now) {
+		t.Fatal("a text shares its count with text-less messages")
+	}
 }
 
 func TestSetState(t *testing.T) {
@@ -190,15 +201,18 @@ func TestMessageUUIDFromRand(t *testing.T) {
 		}
 		return m["uuid"].(string)
 	}
+	now := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 	gen := func(r io.Reader) *Generator {
-		return &Generator{Settings: config.NewSettings(map[string]any{}), Location: time.UTC, Dups: NewDuplicates(), Rand: r}
+		return &Generator{Settings: config.NewSettings(map[string]any{}), Location: time.UTC, Now: now, Dups: NewDuplicates(), Rand: r}
 	}
 	seed := [32]byte{3}
 	a, b := msg(gen(rand.NewChaCha8(seed))), msg(gen(rand.NewChaCha8(seed)))
-	if a != b || len(a) != 36 || a[14] != '4' {
+	// Version 7 (messages.md §1): the first 48 bits are Now's unix ms.
+	v7 := regexp.MustCompile(`^018f3398-c100-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	if a != b || !v7.MatchString(a) {
 		t.Fatalf("uuids from one seed: %q, %q", a, b)
 	}
-	if c := msg(gen(nil)); c == a || len(c) != 36 {
+	if c := msg(gen(nil)); c == a || !v7.MatchString(c) {
 		t.Fatalf("uuid from crypto/rand: %q", c)
 	}
 }

@@ -204,9 +204,9 @@ func floorDiv64(a, b int64) int64 {
 // reference formats the moment as "YYYY-MM-DD" (global locale en, local zone)
 // and hands that text to toBik_text.
 func bikramSambat(t time.Time, ok bool, loc *time.Location) (string, error) {
-	greg := localeEN.invalidDate
+	greg := localeEN().invalidDate
 	if ok {
-		greg = formatMoment(t.In(loc), "YYYY-MM-DD", localeEN)
+		greg = formatMoment(t.In(loc), "YYYY-MM-DD", localeEN())
 	}
 	return toBikText(greg, loc)
 }

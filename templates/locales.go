@@ -1,242 +1,254 @@
 package templates
 
 import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"path"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
-// localeData is the part of a Moment.js locale that formatting reads. The
-// values are those of moment's own locale files (MIT, moment/moment
-// src/locale/{en,fr,es,sw,ne,hi}.js as published in moment 2.31.0, the
-// release current npm installs resolve to), because config authors saw
-// moment's output when they wrote their date formats. Eras (AD/BC, tokens N
-// and y) are defined once on moment's global en locale and inherited by
-// every locale, so they are not per-locale data here.
+// momentData holds one JSON file per Moment.js locale, generated from moment
+// itself by scripts/gen-moment-locales.sh (the file format is described
+// there). Adding or updating a locale is a change to these files only.
+//
+//go:embed momentdata/*.json
+var momentData embed.FS
+
+// localeData is the part of a Moment.js locale that formatting reads.
+// Eras (AD/BC, tokens N and y) are moment's global ones for every locale; ja
+// is the only locale with eras of its own (Reiwa, Heisei…), which are not
+// supported: its N and y tokens print the Gregorian eras.
 type localeData struct {
-	months []string
-	// monthsFormat, when set, is used instead of months for MMMM when the
-	// format has a day before the month (moment's "format" vs "standalone"
-	// month names, used by hi).
-	monthsFormat []string
-	monthsShort  []string
-	// monthsShortNoDot, when set, is used for MMM when the format contains
-	// "-MMM-" (es abbreviates with a dot except inside dashed dates).
-	monthsShortNoDot []string
-	weekdays         []string
-	weekdaysShort    []string
-	weekdaysMin      []string
-	longDate         map[string]string // LT LTS L LL LLL LLLL
-	ordinal          func(n int, period string) string
-	meridiem         func(hour, minute int, lower bool) string
-	dow, doy         int  // first day of week; day of January always in week 1 is 7+dow-doy
-	devanagari       bool // postformat: ASCII digits become Devanagari (ne, hi)
-	invalidDate      string
+	code          string
+	months        []nameForm
+	monthsShort   []nameForm
+	weekdays      []nameForm
+	weekdaysShort []string
+	weekdaysMin   []string
+	longDate      map[string]string // LT LTS L LL LLL LLLL l ll lll llll
+	ordinals      map[string]ordinalTable
+	meridiems     []meridiemSpan
+	// postformat replaces characters in the whole output, bracketed
+	// literals included (native digits, the Arabic comma); nil when none.
+	postformat  *strings.Replacer
+	dow, doy    int // first day of week; day of January always in week 1 is 7+dow-doy
+	invalidDate string
 }
 
-func split(s string) []string { return strings.Split(s, "_") }
+// nameForm is one set of month or weekday names and the test on the format
+// string that selects it (moment's format/standalone forms): the first form
+// whose re matches is used, the last one (re nil) otherwise.
+type nameForm struct {
+	names []string
+	re    *regexp.Regexp
+	// before, when set, limits the test to the format before its first
+	// occurrence (el's months).
+	before string
+}
 
-// defaultMeridiem is moment's base-config meridiem, used by locales that do
-// not define their own.
-func defaultMeridiem(hour, _ int, lower bool) string {
-	if hour > 11 {
-		if lower {
-			return "pm"
+// ordinalTable gives the ordinal pattern of each number, "%d" standing for
+// the number: the exceptions, else def.
+type ordinalTable struct {
+	def string
+	x   map[int]string
+}
+
+// meridiemSpan is the meridiem from a minute of the day until the next span.
+type meridiemSpan struct {
+	from         int
+	upper, lower string
+}
+
+// pick returns the name i of the form the format selects.
+func pick(forms []nameForm, i int, format string) string {
+	for _, f := range forms {
+		if f.re != nil {
+			s := format
+			if f.before != "" {
+				// JavaScript's substring(0, indexOf(before)): "" when absent.
+				s = s[:max(strings.Index(s, f.before), 0)]
+			}
+			if !f.re.MatchString(s) {
+				continue
+			}
 		}
-		return "PM"
+		if i < len(f.names) {
+			return f.names[i]
+		}
+		return ""
+	}
+	return ""
+}
+
+func (l *localeData) ordinal(n int, period string) string {
+	t := l.ordinals[period]
+	p, ok := t.x[n]
+	if !ok {
+		p = t.def
+	}
+	if p == "" {
+		return strconv.Itoa(n)
+	}
+	return strings.Replace(p, "%d", strconv.Itoa(n), 1)
+}
+
+func (l *localeData) meridiem(hour, minute int, lower bool) string {
+	m := hour*60 + minute
+	var cur meridiemSpan
+	for _, s := range l.meridiems {
+		if s.from > m {
+			break
+		}
+		cur = s
 	}
 	if lower {
-		return "am"
+		return cur.lower
 	}
-	return "AM"
+	return cur.upper
 }
 
-// plainOrdinal is moment's base-config ordinal ("%d").
-func plainOrdinal(n int, _ string) string { return strconv.Itoa(n) }
+// localeFile is the JSON form of a locale (scripts/gen-moment-locales.js).
+type localeFile struct {
+	Code          string            `json:"code"`
+	Months        []formFile        `json:"months"`
+	MonthsShort   []formFile        `json:"monthsShort"`
+	Weekdays      []formFile        `json:"weekdays"`
+	WeekdaysShort []string          `json:"weekdaysShort"`
+	WeekdaysMin   []string          `json:"weekdaysMin"`
+	LongDate      map[string]string `json:"longDate"`
+	Ordinals      map[string]struct {
+		Def string            `json:"def"`
+		X   map[string]string `json:"x"`
+	} `json:"ordinals"`
+	Meridiem    [][3]any          `json:"meridiem"`
+	Postformat  map[string]string `json:"postformat"`
+	Dow         int               `json:"dow"`
+	Doy         int               `json:"doy"`
+	InvalidDate string            `json:"invalidDate"`
+}
 
-var localeEN = &localeData{
-	months:        split("January_February_March_April_May_June_July_August_September_October_November_December"),
-	monthsShort:   split("Jan_Feb_Mar_Apr_May_Jun_Jul_Aug_Sep_Oct_Nov_Dec"),
-	weekdays:      split("Sunday_Monday_Tuesday_Wednesday_Thursday_Friday_Saturday"),
-	weekdaysShort: split("Sun_Mon_Tue_Wed_Thu_Fri_Sat"),
-	weekdaysMin:   split("Su_Mo_Tu_We_Th_Fr_Sa"),
-	longDate: map[string]string{
-		"LTS": "h:mm:ss A", "LT": "h:mm A", "L": "MM/DD/YYYY", "LL": "MMMM D, YYYY",
-		"LLL": "MMMM D, YYYY h:mm A", "LLLL": "dddd, MMMM D, YYYY h:mm A",
-	},
-	ordinal: func(n int, _ string) string {
-		b := n % 10
-		suffix := "th"
-		if (n%100)/10 != 1 {
-			switch b {
-			case 1, -1:
-				suffix = "st"
-			case 2, -2:
-				suffix = "nd"
-			case 3, -3:
-				suffix = "rd"
+type formFile struct {
+	Names  []string `json:"names"`
+	Re     string   `json:"re"`
+	Before string   `json:"before"`
+}
+
+// jsRegexp compiles a JavaScript regex source of moment's locale data; its
+// \s is JavaScript's (Unicode) white space.
+func jsRegexp(src string) (*regexp.Regexp, error) {
+	return regexp.Compile(strings.ReplaceAll(src, `\s`, jsSpace))
+}
+
+func parseLocale(b []byte) (*localeData, error) {
+	var f localeFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, err
+	}
+	l := &localeData{code: f.Code, weekdaysShort: f.WeekdaysShort, weekdaysMin: f.WeekdaysMin,
+		longDate: f.LongDate, dow: f.Dow, doy: f.Doy, invalidDate: f.InvalidDate, ordinals: map[string]ordinalTable{}}
+	var err error
+	for _, x := range []struct {
+		in  []formFile
+		out *[]nameForm
+		n   int
+	}{{f.Months, &l.months, 12}, {f.MonthsShort, &l.monthsShort, 12}, {f.Weekdays, &l.weekdays, 7}} {
+		for i, ff := range x.in {
+			nf := nameForm{names: ff.Names, before: ff.Before}
+			if len(ff.Names) != x.n {
+				return nil, fmt.Errorf("%s: %d names, want %d", f.Code, len(ff.Names), x.n)
 			}
-		}
-		return strconv.Itoa(n) + suffix
-	},
-	meridiem:    defaultMeridiem,
-	dow:         0,
-	doy:         6,
-	invalidDate: "Invalid date",
-}
-
-var localeFR = &localeData{
-	months:        split("janvier_février_mars_avril_mai_juin_juillet_août_septembre_octobre_novembre_décembre"),
-	monthsShort:   split("janv._févr._mars_avr._mai_juin_juil._août_sept._oct._nov._déc."),
-	weekdays:      split("dimanche_lundi_mardi_mercredi_jeudi_vendredi_samedi"),
-	weekdaysShort: split("dim._lun._mar._mer._jeu._ven._sam."),
-	weekdaysMin:   split("di_lu_ma_me_je_ve_sa"),
-	longDate: map[string]string{
-		"LT": "HH:mm", "LTS": "HH:mm:ss", "L": "DD/MM/YYYY", "LL": "D MMMM YYYY",
-		"LLL": "D MMMM YYYY HH:mm", "LLLL": "dddd D MMMM YYYY HH:mm",
-	},
-	ordinal: func(n int, period string) string {
-		s := strconv.Itoa(n)
-		switch period {
-		case "D":
-			if n == 1 {
-				return s + "er"
+			if ff.Re != "" {
+				if nf.re, err = jsRegexp(ff.Re); err != nil {
+					return nil, fmt.Errorf("%s: %w", f.Code, err)
+				}
+			} else if i != len(x.in)-1 {
+				return nil, fmt.Errorf("%s: a form without a test before the last", f.Code)
 			}
-			return s
-		case "w", "W":
-			if n == 1 {
-				return s + "re"
+			*x.out = append(*x.out, nf)
+		}
+		if len(*x.out) == 0 {
+			return nil, fmt.Errorf("%s: no names", f.Code)
+		}
+	}
+	if len(l.weekdaysShort) != 7 || len(l.weekdaysMin) != 7 {
+		return nil, fmt.Errorf("%s: short weekday names", f.Code)
+	}
+	for p, t := range f.Ordinals {
+		ot := ordinalTable{def: t.Def, x: map[int]string{}}
+		for k, v := range t.X {
+			n, err := strconv.Atoi(k)
+			if err != nil {
+				return nil, fmt.Errorf("%s: ordinal %q: %w", f.Code, k, err)
 			}
-			return s + "e"
-		default:
-			if n == 1 {
-				return s + "er"
-			}
-			return s + "e"
+			ot.x[n] = v
 		}
-	},
-	meridiem:    defaultMeridiem,
-	dow:         1,
-	doy:         4,
-	invalidDate: "Invalid date",
-}
-
-var localeES = &localeData{
-	months:           split("enero_febrero_marzo_abril_mayo_junio_julio_agosto_septiembre_octubre_noviembre_diciembre"),
-	monthsShort:      split("ene._feb._mar._abr._may._jun._jul._ago._sep._oct._nov._dic."),
-	monthsShortNoDot: split("ene_feb_mar_abr_may_jun_jul_ago_sep_oct_nov_dic"),
-	weekdays:         split("domingo_lunes_martes_miércoles_jueves_viernes_sábado"),
-	weekdaysShort:    split("dom._lun._mar._mié._jue._vie._sáb."),
-	weekdaysMin:      split("do_lu_ma_mi_ju_vi_sá"),
-	longDate: map[string]string{
-		"LT": "H:mm", "LTS": "H:mm:ss", "L": "DD/MM/YYYY", "LL": "D [de] MMMM [de] YYYY",
-		"LLL": "D [de] MMMM [de] YYYY H:mm", "LLLL": "dddd, D [de] MMMM [de] YYYY H:mm",
-	},
-	ordinal:     func(n int, _ string) string { return strconv.Itoa(n) + "º" },
-	meridiem:    defaultMeridiem,
-	dow:         1,
-	doy:         4,
-	invalidDate: "Fecha inválida",
-}
-
-var localeSW = &localeData{
-	months:        split("Januari_Februari_Machi_Aprili_Mei_Juni_Julai_Agosti_Septemba_Oktoba_Novemba_Desemba"),
-	monthsShort:   split("Jan_Feb_Mac_Apr_Mei_Jun_Jul_Ago_Sep_Okt_Nov_Des"),
-	weekdays:      split("Jumapili_Jumatatu_Jumanne_Jumatano_Alhamisi_Ijumaa_Jumamosi"),
-	weekdaysShort: split("Jpl_Jtat_Jnne_Jtan_Alh_Ijm_Jmos"),
-	weekdaysMin:   split("J2_J3_J4_J5_Al_Ij_J1"),
-	longDate: map[string]string{
-		"LT": "hh:mm A", "LTS": "HH:mm:ss", "L": "DD.MM.YYYY", "LL": "D MMMM YYYY",
-		"LLL": "D MMMM YYYY HH:mm", "LLLL": "dddd, D MMMM YYYY HH:mm",
-	},
-	ordinal:     plainOrdinal,
-	meridiem:    defaultMeridiem,
-	dow:         1,
-	doy:         7,
-	invalidDate: "Invalid date",
-}
-
-var localeNE = &localeData{
-	months:        split("जनवरी_फेब्रुवरी_मार्च_अप्रिल_मई_जुन_जुलाई_अगष्ट_सेप्टेम्बर_अक्टोबर_नोभेम्बर_डिसेम्बर"),
-	monthsShort:   split("जन._फेब्रु._मार्च_अप्रि._मई_जुन_जुलाई._अग._सेप्ट._अक्टो._नोभे._डिसे."),
-	weekdays:      split("आइतबार_सोमबार_मङ्गलबार_बुधबार_बिहिबार_शुक्रबार_शनिबार"),
-	weekdaysShort: split("आइत._सोम._मङ्गल._बुध._बिहि._शुक्र._शनि."),
-	weekdaysMin:   split("आ._सो._मं._बु._बि._शु._श."),
-	longDate: map[string]string{
-		"LT": "Aको h:mm बजे", "LTS": "Aको h:mm:ss बजे", "L": "DD/MM/YYYY", "LL": "D MMMM YYYY",
-		"LLL": "D MMMM YYYY, Aको h:mm बजे", "LLLL": "dddd, D MMMM YYYY, Aको h:mm बजे",
-	},
-	ordinal: plainOrdinal,
-	meridiem: func(hour, _ int, _ bool) string {
-		switch {
-		case hour < 3:
-			return "राति"
-		case hour < 12:
-			return "बिहान"
-		case hour < 16:
-			return "दिउँसो"
-		case hour < 20:
-			return "साँझ"
-		default:
-			return "राति"
+		l.ordinals[p] = ot
+	}
+	for _, m := range f.Meridiem {
+		from, ok1 := m[0].(float64)
+		upper, ok2 := m[1].(string)
+		lower, ok3 := m[2].(string)
+		if !ok1 || !ok2 || !ok3 {
+			return nil, fmt.Errorf("%s: bad meridiem %v", f.Code, m)
 		}
-	},
-	dow:         0,
-	doy:         6,
-	devanagari:  true,
-	invalidDate: "Invalid date",
-}
-
-var localeHI = &localeData{
-	months:        split("जनवरी_फरवरी_मार्च_अप्रैल_मई_जून_जुलाई_अगस्त_सितंबर_अक्टूबर_नवंबर_दिसंबर"),
-	monthsFormat:  split("जनवरी_फ़रवरी_मार्च_अप्रैल_मई_जून_जुलाई_अगस्त_सितम्बर_अक्टूबर_नवम्बर_दिसम्बर"),
-	monthsShort:   split("जन._फ़र._मार्च_अप्रै._मई_जून_जुल._अग._सित._अक्टू._नव._दिस."),
-	weekdays:      split("रविवार_सोमवार_मंगलवार_बुधवार_गुरूवार_शुक्रवार_शनिवार"),
-	weekdaysShort: split("रवि_सोम_मंगल_बुध_गुरू_शुक्र_शनि"),
-	weekdaysMin:   split("र_सो_मं_बु_गु_शु_श"),
-	longDate: map[string]string{
-		"LT": "A h:mm बजे", "LTS": "A h:mm:ss बजे", "L": "DD/MM/YYYY", "LL": "D MMMM YYYY",
-		"LLL": "D MMMM YYYY, A h:mm बजे", "LLLL": "dddd, D MMMM YYYY, A h:mm बजे",
-	},
-	ordinal: plainOrdinal,
-	meridiem: func(hour, _ int, _ bool) string {
-		switch {
-		case hour < 4:
-			return "रात"
-		case hour < 10:
-			return "सुबह"
-		case hour < 17:
-			return "दोपहर"
-		case hour < 20:
-			return "शाम"
-		default:
-			return "रात"
+		l.meridiems = append(l.meridiems, meridiemSpan{int(from), upper, lower})
+	}
+	if len(f.Postformat) > 0 {
+		var pairs []string
+		for from, to := range f.Postformat {
+			pairs = append(pairs, from, to)
 		}
-	},
-	dow:         0,
-	doy:         6,
-	devanagari:  true,
-	invalidDate: "Invalid date",
+		l.postformat = strings.NewReplacer(pairs...)
+	}
+	return l, nil
 }
 
-var locales = map[string]*localeData{
-	"en": localeEN, "fr": localeFR, "es": localeES, "sw": localeSW, "ne": localeNE, "hi": localeHI,
-}
+// momentLocales are every embedded locale by code, read once. A file that
+// does not load is left out (its code then formats in English);
+// TestMomentLocalesLoad fails on it.
+var momentLocales = sync.OnceValue(func() map[string]*localeData {
+	out := map[string]*localeData{}
+	entries, _ := momentData.ReadDir("momentdata")
+	for _, e := range entries {
+		b, err := momentData.ReadFile(path.Join("momentdata", e.Name()))
+		if err != nil {
+			continue
+		}
+		if l, err := parseLocale(b); err == nil {
+			out[l.code] = l
+		}
+	}
+	return out
+})
 
-// lookupLocale resolves a locale code the way moment's chooseLocale does for
-// the locales we carry: case-insensitive, "_" read as "-", and a regional
-// variant ("fr-CA") falls back to its language. Unknown codes fall back to en,
-// moment's global locale, as `moment().locale(unknown)` keeps the global one.
-func lookupLocale(code string) *localeData {
-	c := strings.ToLower(strings.Replace(code, "_", "-", 1))
-	if l, ok := locales[c]; ok {
+// localeEN is moment's global locale, used for unknown codes.
+func localeEN() *localeData {
+	if l := momentLocales()["en"]; l != nil {
 		return l
 	}
-	if i := strings.IndexByte(c, '-'); i > 0 {
-		if l, ok := locales[c[:i]]; ok {
+	return &localeData{code: "en", invalidDate: "Invalid date"} // unreachable with the embedded data
+}
+
+// lookupLocale resolves a locale code as `moment().locale(code)` does
+// (getLocale, chooseLocale): the code as given; else lower-cased with its
+// first "_" read as "-", then ever shorter "-" prefixes ("pt_BR" → "pt-br",
+// "FR-fr" → "fr"); nothing found → en, moment's global locale.
+func lookupLocale(code string) *localeData {
+	all := momentLocales()
+	if l, ok := all[code]; ok {
+		return l
+	}
+	parts := strings.Split(strings.ToLower(strings.Replace(code, "_", "-", 1)), "-")
+	for j := len(parts); j > 0; j-- {
+		if l, ok := all[strings.Join(parts[:j], "-")]; ok {
 			return l
 		}
 	}
-	return localeEN
+	return localeEN()
 }
 
 // longDateFormat returns the locale's expansion of an L-family token; the

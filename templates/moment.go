@@ -1,7 +1,6 @@
 package templates
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,10 +15,6 @@ const defaultMomentFormat = "YYYY-MM-DDTHH:mm:ssZ"
 // behave like the JS ones they mirror (RE2's \s is ASCII only).
 const jsSpace = `[\t\n\v\f\r \x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}\x{feff}]`
 
-// monthsInFormat is moment's MONTHS_IN_FORMAT: a day before the month selects
-// the "format" (genitive) month names of locales that have two sets.
-var monthsInFormat = regexp.MustCompile(`D[oD]?(\[[^\[\]]*\]|` + jsSpace + `)+MMMM?`)
-
 // FormatMoment formats t with a Moment.js format string, as
 // `moment(t).locale(locale).format(layout)` does, using t's location for the
 // fields and the offset. Supported tokens: YYYY YY Y YYYYY YYYYYY M MM MMM MMMM
@@ -28,9 +23,10 @@ var monthsInFormat = regexp.MustCompile(`D[oD]?(\[[^\[\]]*\]|` + jsSpace + `)+MM
 // X x y yy yyyy yo N..NNNNN and the locale formats LT LTS L LL LLL LLLL l ll lll
 // llll. `[literal]` and `\x` escape; other letters print as themselves; line
 // breaks are dropped, as moment's tokenizer never matches them. Month and day
-// names come from locale (en, fr, es, sw, ne, hi; others fall back to en);
-// ne and hi print Devanagari digits, as moment's postformat does. An empty
-// layout means moment's default format.
+// names, ordinals, meridiems, long formats and post-formatting (native
+// digits, the Arabic comma) come from moment's data for locale (every
+// locale of moment 2.30.1, matched as moment matches codes; unknown codes
+// format in English). An empty layout means moment's default format.
 func FormatMoment(t time.Time, layout, locale string) string {
 	return formatMoment(t, layout, lookupLocale(locale))
 }
@@ -50,8 +46,8 @@ func formatMoment(t time.Time, layout string, l *localeData) string {
 		}
 	}
 	out := b.String()
-	if l.devanagari {
-		out = toDevanagari(out)
+	if l.postformat != nil {
+		out = l.postformat.Replace(out)
 	}
 	return out
 }
@@ -358,7 +354,7 @@ func weekOfYear(t time.Time, dow, doy int) (week, year int) {
 type momentFields struct {
 	t      time.Time
 	l      *localeData
-	format string // the expanded format: some names depend on it (es, hi)
+	format string // the expanded format: some names depend on it (ru, es, el…)
 }
 
 // eraYear and era follow moment's global eras: AD from 0001-01-01, BC
@@ -418,15 +414,9 @@ func (f *momentFields) token(tok string) (string, bool) {
 	case "Mo":
 		return l.ordinal(month, "M"), true
 	case "MMM":
-		if l.monthsShortNoDot != nil && strings.Contains(f.format, "-MMM-") {
-			return l.monthsShortNoDot[month-1], true
-		}
-		return l.monthsShort[month-1], true
+		return pick(l.monthsShort, month-1, f.format), true
 	case "MMMM":
-		if l.monthsFormat != nil && monthsInFormat.MatchString(f.format) {
-			return l.monthsFormat[month-1], true
-		}
-		return l.months[month-1], true
+		return pick(l.months, month-1, f.format), true
 	case "Q":
 		return itoa((month + 2) / 3), true
 	case "Qo":
@@ -452,7 +442,7 @@ func (f *momentFields) token(tok string) (string, bool) {
 	case "ddd":
 		return l.weekdaysShort[wd], true
 	case "dddd":
-		return l.weekdays[wd], true
+		return pick(l.weekdays, wd, f.format), true
 	case "e":
 		return itoa((wd + 7 - l.dow) % 7), true
 	case "E":

@@ -26,7 +26,10 @@
 // spec names (mustache.js 4.2.0 with escaping off, moment 2.31.0 and
 // bikram-sambat 1.8.1 under node, several time zones) on tens of thousands of
 // generated templates and date strings; the golden cases in testdata/render
-// hold those libraries' output. The helpers follow messages.md §4.2.
+// hold those libraries' output. The helpers follow messages.md §4.2. Dates
+// are formatted with the locale data of moment 2.30.1 (the version the
+// reference ships), generated from moment itself into momentdata/ with the
+// goldens of testdata/moment (scripts/gen-moment-locales.sh).
 // Third-party notices (mustache.js and Moment.js: MIT; bikram-sambat:
 // Apache-2.0) are in THIRD_PARTY_NOTICES.md at the repository root.
 //
@@ -61,8 +64,9 @@ type Options struct {
 	// DateTimeFormat is settings.reported_date_format, used by
 	// {{#datetime}}; "" means the same default.
 	DateTimeFormat string
-	// Locale is the message locale; it picks month and day names (en, fr,
-	// es, sw, ne, hi; others fall back to en).
+	// Locale is the message locale; it picks moment's locale data (every
+	// locale of moment 2.30.1, matched as moment matches codes; others
+	// format in English).
 	Locale string
 	// DefaultCountryCode is settings.default_country_code (e.g. "254"),
 	// stripped with its "+" by {{#local_phone}}; "" strips nothing.

@@ -3,15 +3,20 @@ package transitions
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"sentinel-go/config"
 	"sentinel-go/jsv"
+	"sentinel-go/templates"
 )
 
 // CheckTranslations warns about translation keys that the settings use but
-// that have no text in a configured locale. A message whose key is missing
-// in its locale falls back to English, then to nothing (the message is
-// recorded as an error), so these are warnings, never errors.
+// that have no text in a configured locale (missing, or empty or null,
+// which lookups skip), and about texts whose template does not parse. A
+// message whose key is missing in its locale falls back to English, then to
+// nothing (the message is recorded as an error), and a text that does not
+// parse fails only the messages made from it, so these are warnings, never
+// errors.
 //
 // Keys used: every `translation_key` in the settings (registrations,
 // patient_reports, schedules, validations, reminders… ; not under `forms`,
@@ -47,18 +52,43 @@ func CheckTranslations(s *config.Settings, tr config.Translations) []config.Prob
 	sort.SliceStable(uses, func(i, j int) bool { return uses[i].path < uses[j].path })
 	var problems []config.Problem
 	for _, u := range uses {
+		checked := map[string]bool{} // texts whose template was checked, by locale
 		for _, l := range locales {
-			if tr.Has(l, u.key) {
+			used := l
+			if !tr.Has(l, u.key) {
+				used = ""
+				fallback := "the message would have no text"
+				if strings.Contains(u.path, ".validations.") {
+					fallback = "the key itself is sent" // validations.md §4
+				}
+				if l != "en" && tr.Has("en", u.key) {
+					fallback, used = "English is sent instead", "en"
+				}
+				missing := "has no text"
+				if tr.Blank(l, u.key) {
+					missing = "has an empty or null text" // lookups skip it (feed.md §3)
+				}
+				problems = append(problems, config.Warnf(u.path, "translation key %q %s in locale %q (%s)", u.key, missing, l, fallback))
+			}
+			if used == "" || checked[used] {
 				continue
 			}
-			fallback := "the message would have no text"
-			if l != "en" && tr.Has("en", u.key) {
-				fallback = "English is sent instead"
+			checked[used] = true
+			if err := templates.Check(tr.Lookup(used, u.key)); err != nil {
+				problems = append(problems, config.Warnf(u.path, "translation key %q in locale %q: template does not parse: %v (%s)", u.key, used, err, unparsableOutcome(u.path)))
 			}
-			problems = append(problems, config.Warnf(u.path, "translation key %q has no text in locale %q (%s)", u.key, l, fallback))
 		}
 	}
 	return problems
+}
+
+// unparsableOutcome says what a text that does not parse does at run time
+// (messages.md §3 step 7, validations.md §4).
+func unparsableOutcome(path string) string {
+	if strings.Contains(path, ".validations.") {
+		return "the report gets parse_error and no reply"
+	}
+	return "no message is sent"
 }
 
 // ConfiguredLocales lists the locales messages may be sent in, as

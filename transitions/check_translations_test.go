@@ -54,10 +54,40 @@ func TestCheckTranslations(t *testing.T) {
 			`warning: transitions.default_responses: translation key "sms_received" has no text in locale "en" (the message would have no text)`,
 			`warning: transitions.default_responses: translation key "sms_received" has no text in locale "sw" (the message would have no text)`}},
 	}
+	// Empty and null texts, templates that do not parse, validation texts
+	// (whose key is the text when none exists).
+	settings2 := map[string]any{
+		"locale_outgoing": "fr",
+		"registrations": []any{map[string]any{"form": "P",
+			"messages": []any{
+				map[string]any{"event_type": "report_accepted", "translation_key": "reg.ok"},
+				map[string]any{"event_type": "report_accepted", "translation_key": "reg.broken"}},
+			"validations": map[string]any{"list": []any{
+				map[string]any{"property": "a", "rule": "lenMin(1)", "translation_key": "v.a"}}}}},
+	}
+	tr2 := config.ParseTranslations([]map[string]any{
+		{"code": "en", "generic": map[string]any{"reg.ok": "OK", "reg.broken": "{{#a}}x", "v.a": ""}},
+		{"code": "fr", "generic": map[string]any{"reg.ok": ""}, "custom": map[string]any{"v.a": nil}},
+	})
+	tests = append(tests, struct {
+		name string
+		tr   config.Translations
+		want []string
+	}{"empty, null, unparsable", tr2, []string{
+		`warning: registrations[0].messages[0].translation_key: translation key "reg.ok" has an empty or null text in locale "fr" (English is sent instead)`,
+		`warning: registrations[0].messages[1].translation_key: translation key "reg.broken" in locale "en": template does not parse: Unclosed section "a" at 7 (no message is sent)`,
+		`warning: registrations[0].messages[1].translation_key: translation key "reg.broken" has no text in locale "fr" (English is sent instead)`,
+		`warning: registrations[0].validations.list[0].translation_key: translation key "v.a" has an empty or null text in locale "en" (the key itself is sent)`,
+		`warning: registrations[0].validations.list[0].translation_key: translation key "v.a" has an empty or null text in locale "fr" (the key itself is sent)`,
+	}})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, p := range CheckTranslations(config.NewSettings(settings), tt.tr) {
+			s := settings
+			if tt.name == "empty, null, unparsable" {
+				s = settings2
+			}
+			for _, p := range CheckTranslations(config.NewSettings(s), tt.tr) {
 				got = append(got, p.String())
 			}
 			if !reflect.DeepEqual(got, tt.want) {

@@ -43,7 +43,8 @@ func findEvent(entries []map[string]any, eventType string) map[string]any {
 // addRejection adds rejection eventType (transitions README): the first
 // configured message of that event type to its recipient (default the
 // sender), else `messages.generic.<eventType>` to the sender; plus the error
-// {code: eventType, message: the same text}.
+// {code: eventType, message: the same text}. An error that renders to ""
+// is dropped (messages.md §8).
 func addRejection(env *Env, doc Doc, entries []map[string]any, eventType string, extra map[string]any) {
 	spec := messages.Spec{TranslationKey: "messages.generic." + eventType, Recipient: "from"}
 	if e := findEvent(entries, eventType); e != nil {
@@ -54,10 +55,15 @@ func addRejection(env *Env, doc Doc, entries []map[string]any, eventType string,
 	}
 	g := env.Generator()
 	added, err := g.Add(doc, spec, extra, messages.AddOptions{})
-	if err != nil {
-		return
+	switch {
+	case err != nil: // parse_error added instead
+	case added.Source == "":
+		messages.AddError(doc, eventType, "Error: "+jsJSON(jsonPair{"message", ""}, jsonPair{"code", eventType}))
+	case added.Rendered != "":
+		// The lookup's result, rendered: with no text in the locale nor in
+		// English, the key itself, though the message gets no text.
+		messages.AddError(doc, eventType, added.Rendered)
 	}
-	messages.AddError(doc, eventType, added.Text)
 }
 
 // addSuccess adds the first configured message of eventType, if any.
@@ -143,29 +149,120 @@ func validate(ctx context.Context, env *Env, doc Doc, v compiledValidations, ext
 		return false, nil
 	}
 	var texts []string
-	locale := g.Locale(doc)
 	for _, f := range failures {
-		code := "invalid_" + f.Property
-		spec := messages.SpecOf(f.Entry.Raw)
-		text := g.Text(spec, locale)
-		msg := ""
-		if text != "" && !(spec.TranslationKey != "" && text == spec.TranslationKey) {
-			if r, err := g.Render(doc, text, extra); err == nil {
-				msg = r
+		if text, ok := failureText(g, doc, f, extra); ok {
+			texts = append(texts, text)
+		}
+	}
+	reply := ""
+	switch {
+	case len(texts) == 0:
+		// Every text rendered to nothing: a text-less reply, as recommended
+		// over the reference's "[object Object]".
+	case v.cfg.JoinResponses:
+		reply = strings.Join(texts, "  ")
+	default:
+		reply = texts[0]
+	}
+	// The reply is a legacy text rendered once more, with the report alone
+	// as context; an unparsable one is lost (parse_error ": undefined").
+	_, _ = g.Add(doc, messages.Spec{Message: reply, Recipient: "reporting_unit"}, nil, messages.AddOptions{ReportOnly: true})
+	return true, nil
+}
+
+// failureText adds the error of one failed validation entry and returns its
+// text for the reply (validations.md §4); false leaves the entry out of it
+// (its text rendered to nothing, so its error is dropped too).
+func failureText(g *messages.Generator, doc Doc, f validation.Failure, extra map[string]any) (string, bool) {
+	code := "invalid_" + f.Property
+	spec := messages.SpecOf(f.Entry.Raw)
+	if spec.TranslationKey == "" {
+		if m, _ := spec.Message.(string); spec.Message == nil || m == "" && isString(spec.Message) {
+			msg := "Error: " + jsJSON(jsonPair{"code", code})
+			messages.AddError(doc, code, msg)
+			return msg, true
+		}
+	}
+	text := g.Text(spec, g.Locale(doc))
+	if text == "" {
+		msg := "Error: " + jsJSON(jsonPair{"code", code}, jsonPair{"message", ""})
+		messages.AddError(doc, code, msg)
+		return msg, true
+	}
+	rendered, err := g.Render(doc, text, extra)
+	if err != nil {
+		// The reply holds the unrendered text, so it fails in turn and is
+		// not sent.
+		messages.AddError(doc, "parse_error", err.Error()+": "+jsJSON(jsonPair{"code", code}, jsonPair{"message", text}))
+		return text, true
+	}
+	if rendered == "" {
+		return "", false
+	}
+	messages.AddError(doc, code, rendered)
+	return rendered, true
+}
+
+func isString(v any) bool {
+	_, ok := v.(string)
+	return ok
+}
+
+// jsonPair is one property of an object printed by jsJSON.
+type jsonPair struct {
+	key, value string
+}
+
+// jsJSON prints an object of string properties, in the given order, as
+// JavaScript's JSON.stringify does: unlike encoding/json it leaves <, > and
+// & alone.
+func jsJSON(pairs ...jsonPair) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, p := range pairs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(jsQuote(p.key))
+		b.WriteByte(':')
+		b.WriteString(jsQuote(p.value))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// jsQuote quotes s as JSON.stringify does: only `"`, `\` and control
+// characters are escaped (encoding/json also escapes <, >, &, U+2028 and
+// U+2029).
+func jsQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"':
+			b.WriteString(`\"`)
+		case '\\':
+			b.WriteString(`\\`)
+		case '\b':
+			b.WriteString(`\b`)
+		case '\f':
+			b.WriteString(`\f`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		default:
+			if r < 0x20 {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			} else {
+				b.WriteRune(r)
 			}
 		}
-		if msg == "" {
-			msg = `Error: {"code":"` + code + `"}`
-		}
-		messages.AddError(doc, code, msg)
-		texts = append(texts, msg)
 	}
-	reply := texts[0]
-	if v.cfg.JoinResponses {
-		reply = strings.Join(texts, "  ")
-	}
-	_, _ = g.Add(doc, messages.Spec{Message: reply, Recipient: "reporting_unit"}, extra, messages.AddOptions{})
-	return true, nil
+	b.WriteByte('"')
+	return b.String()
 }
 
 // boolExpr is a compiled `bool_expr`; nil or empty means true.

@@ -26,8 +26,9 @@ func TestMutingConfigProblems(t *testing.T) {
 		{"unmute_forms not an array", map[string]any{"mute_forms": []any{"m"}, "unmute_forms": "u"}, "", "muting.unmute_forms"},
 		{"form in both lists", map[string]any{"mute_forms": []any{"m"}, "unmute_forms": []any{"M!"}}, "", "muting.unmute_forms"},
 		{"unknown event", map[string]any{"mute_forms": []any{"m"}, "messages": []any{map[string]any{"event_type": "muted"}}}, "", "muting.messages[0].event_type"},
+		// A rule that does not parse fails its reports, not the config.
 		{"bad validation rule", map[string]any{"mute_forms": []any{"m"}, "validations": map[string]any{
-			"list": []any{map[string]any{"property": "x", "rule": "lenMin(", "message": "bad"}}}}, "muting.", ""},
+			"list": []any{map[string]any{"property": "x", "rule": "lenMin(", "message": "bad"}}}}, "", "muting.validations.list[0].rule"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -35,10 +35,11 @@ type Config struct {
 }
 
 // ConfigError is a problem found while loading a validations config.
-// Warnings (unknown functions, suspicious arguments) do not change
-// behaviour; errors mean the entry (or the whole list) cannot work as
-// written: an unparsable rule aborts every validation of its list at run
-// time, as the spec requires.
+// Warnings (unknown functions, suspicious arguments, and rules that cannot
+// run) do not stop the config from loading: a rule that does not parse, or
+// a regex JavaScript rejects, aborts every validation of its list at run
+// time with one error (validations.md §2), a per-report outcome that must
+// not disable the transitions. Errors are entries that are ignored.
 type ConfigError struct {
 	Path    string // e.g. "validations.list[2].rule"
 	Message string
@@ -109,7 +110,7 @@ func ParseConfig(v any) (Config, []*ConfigError) {
 			e.Rule = r
 			e.rule, e.err = Compile(r)
 			if e.err != nil {
-				add(path+".rule", false, "%v: every validation of this list will fail with an error", e.err)
+				add(path+".rule", true, "%v: %s", e.err, listFails)
 			} else {
 				for _, w := range lint(e.rule) {
 					add(path+".rule", w.warning, "%s", w.msg)
@@ -120,12 +121,15 @@ func ParseConfig(v any) (Config, []*ConfigError) {
 			add(path+".rule", true, "is missing: the entry always passes")
 		default:
 			e.err = fmt.Errorf("rule is not a string")
-			add(path+".rule", false, "is not a string: every validation of this list will fail with an error")
+			add(path+".rule", true, "is not a string: %s", listFails)
 		}
 		cfg.Entries = append(cfg.Entries, e)
 	}
 	return cfg, problems
 }
+
+// listFails says what a rule that cannot run does to the reports.
+const listFails = "every report validated with this list gets the error \"Error on pupil validations\" instead"
 
 type lintProblem struct {
 	msg     string
@@ -149,7 +153,7 @@ func lint(r *Rule) []lintProblem {
 		case "regex":
 			if c.re == nil {
 				p, f := regexArgs(c.args)
-				out = append(out, lintProblem{fmt.Sprintf("%s: invalid regular expression /%s/%s: every validation of this list will fail with an error", c.name, p, f), false})
+				out = append(out, lintProblem{fmt.Sprintf("%s: invalid regular expression /%s/%s: %s", c.name, p, f, listFails), true})
 			}
 		case "isafter", "isbefore", "uniquewithin":
 			var d any
