@@ -22,8 +22,6 @@ var invalidScenarios = map[string]string{
 	"create_user_for_contacts :: a contact without a role gets an error and no user":             "create_user_for_contacts is not supported",
 	"create_user_for_contacts :: an existing contact marked later does not get a user":           "create_user_for_contacts is not supported",
 	"messages :: outgoing_deny_with_alphas must be boolean true":                                 `outgoing_deny_with_alphas is the string "true", which the daemon reads as false`,
-	"validation_config :: an unparsable rule fails only the reports validated with it":           "a validation rule that does not parse",
-	"validation_config :: an unparsable rule aborts its whole list with one error":               "a validation rule that does not parse",
 }
 
 // TestCheckConfigConformanceSettings runs check-config's checks over the
