@@ -11,10 +11,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	kivik "github.com/go-kivik/kivik/v4"
 	"github.com/go-kivik/kivik/v4/couchdb" // the CouchDB driver
@@ -100,20 +102,38 @@ func Redact(text, rawURL string) string {
 type Client struct {
 	loc      Location
 	kc       *kivik.Client
+	http     *http.Client
 	Main     *DB
 	Sentinel *DB
+	// Reach says whether the server answers; every request of the client
+	// updates it.
+	Reach *Reach
 }
+
+// DefaultRequestTimeout bounds every request but the `_changes` longpolls
+// (which the feed bounds itself): a server that accepts connections and
+// never answers must not hold a loop forever.
+const DefaultRequestTimeout = 60 * time.Second
 
 // Open connects (lazily: no request is made) to the server in loc.
 func Open(loc Location) (*Client, error) {
+	return OpenTimeout(loc, DefaultRequestTimeout)
+}
+
+// OpenTimeout is Open with another bound on each request; it must exceed
+// the longpoll timeout of any feed read through the client.
+func OpenTimeout(loc Location, timeout time.Duration) (*Client, error) {
+	c := &Client{loc: loc}
+	c.Reach = NewReach(c.probe)
+	c.http = &http.Client{Transport: &reachTransport{base: http.DefaultTransport, reach: c.Reach}, Timeout: timeout}
 	// Request bodies are not gzipped: the daemon runs next to its server,
 	// where compressing every bulk write costs both ends more CPU than the
 	// bytes it saves.
-	kc, err := kivik.New("couch", loc.Server, couchdb.OptionNoRequestCompression())
+	kc, err := kivik.New("couch", loc.Server, couchdb.OptionNoRequestCompression(), couchdb.OptionHTTPClient(c.http))
 	if err != nil {
 		return nil, fmt.Errorf("open CouchDB client: %s", Redact(err.Error(), loc.Server))
 	}
-	c := &Client{loc: loc, kc: kc}
+	c.kc = kc
 	c.Main = &DB{name: loc.MainDB, k: kc.DB(loc.MainDB), server: loc.Server}
 	c.Sentinel = &DB{name: loc.SentinelDB, k: kc.DB(loc.SentinelDB), server: loc.Server}
 	return c, nil
@@ -173,7 +193,9 @@ func wrapErr(what string, err error, server string) error {
 	case http.StatusConflict:
 		return fmt.Errorf("%s: %w", what, ErrConflict)
 	}
-	return &Error{What: what, Status: kivik.HTTPStatus(err), Msg: Redact(err.Error(), server)}
+	status := kivik.HTTPStatus(err)
+	return &Error{What: what, Status: status, Msg: Redact(err.Error(), server),
+		unreachable: !errors.Is(err, context.Canceled) && (transportFailure(err) || gatewayStatus(status))}
 }
 
 // Error is a database failure other than not-found or conflict: network
@@ -182,12 +204,38 @@ type Error struct {
 	What   string
 	Status int
 	Msg    string
+	// unreachable: the server could not be reached (see Unreachable).
+	unreachable bool
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.What, e.Msg) }
 
 // Temporary reports whether retrying later may succeed (network, 5xx).
 func (e *Error) Temporary() bool { return e.Status == 0 || e.Status >= 500 }
+
+// probe asks the server's root for any answer: the cheapest request there
+// is, which needs no credentials and no database.
+func (c *Client) probe(ctx context.Context) error {
+	u, err := url.Parse(c.loc.Server)
+	if err != nil {
+		return err
+	}
+	u.User, u.Path = nil, "/"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	_ = resp.Body.Close()
+	if gatewayStatus(resp.StatusCode) {
+		return fmt.Errorf("probe: %s", resp.Status)
+	}
+	return nil
+}
 
 // AllDBs lists the server's databases (needs server-admin rights).
 func (c *Client) AllDBs(ctx context.Context) ([]string, error) {

@@ -47,6 +47,10 @@ type Index struct {
 	building bool
 	readyCh  chan struct{}
 	fresh    map[string]struct{}
+	// scanFrom is the last doc id of the last page the scan finished, and
+	// scanned how many docs it had seen: where an interrupted scan resumes.
+	scanFrom string
+	scanned  int
 	seed     maphash.Seed
 	// byKey: hash of "p:"+phone, "s:"+shortcode or "e:"+RC code → contact
 	// ids; keysOf: hash of a contact id → hashes of its keys, to drop them
@@ -212,9 +216,15 @@ func (x *Index) Bootstrap(ctx context.Context, db *DB) error {
 	if x.fresh == nil {
 		x.fresh = map[string]struct{}{}
 	}
-	x.mu.Unlock()
+	// A scan cut by an outage (or any error) resumes after the last page it
+	// finished: its docs are in the index, and what changed since comes
+	// through the feed, which wins over the scan anyway.
 	params := map[string]any{"include_docs": true, "limit": bootstrapPage}
-	scanned := 0
+	if x.scanFrom != "" {
+		params["startkey"], params["skip"] = x.scanFrom, 1
+	}
+	scanned := x.scanned
+	x.mu.Unlock()
 	for {
 		rows, err := db.AllDocs(ctx, params)
 		if err != nil {
@@ -226,6 +236,11 @@ func (x *Index) Bootstrap(ctx context.Context, db *DB) error {
 			}
 		}
 		scanned += len(rows)
+		if len(rows) > 0 {
+			x.mu.Lock()
+			x.scanFrom, x.scanned = rows[len(rows)-1].ID, scanned
+			x.mu.Unlock()
+		}
 		if x.Progress != nil {
 			x.Progress(scanned)
 		}

@@ -7,6 +7,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -119,7 +120,9 @@ func New(opts Options) (*Daemon, error) {
 	}
 	sd := newNotifier()
 	opts.MaxBackoff = pairBackoff(opts.MaxBackoff, sd.watchdog)
-	client, err := couch.Open(loc)
+	// Every request is bounded; the feed's longpolls, bounded by
+	// PollTimeout, must fit well inside.
+	client, err := couch.OpenTimeout(loc, max(couch.DefaultRequestTimeout, opts.PollTimeout+10*time.Second))
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +131,8 @@ func New(opts Options) (*Daemon, error) {
 		caughtUp: make(chan struct{}), secrets: outbound.NewSecrets(loc.Server, loc.MainDB), started: time.Now(),
 		metrics: newMetrics(), sd: sd}
 	d.outbox = d.newOutbox()
+	client.Reach.OnChange(d.reachChanged)
+	d.metrics.couchUp.Set(1)
 	return d, nil
 }
 
@@ -231,10 +236,12 @@ func (d *Daemon) connect(ctx context.Context) error {
 	return nil
 }
 
-// retry calls fn until it succeeds or ctx ends, backing off (capped) and
-// logging each failure.
+// retry calls fn until it succeeds or ctx ends. An unreachable server is
+// waited for (Reach.Wait: a probe a second, nothing logged per try, no
+// backoff growing meanwhile); any other error is logged and retried after a
+// capped exponential backoff with jitter.
 func (d *Daemon) retry(ctx context.Context, what string, fn func(context.Context) error) error {
-	wait := 500 * time.Millisecond
+	failures := 0
 	for {
 		err := fn(ctx)
 		if err == nil {
@@ -243,18 +250,82 @@ func (d *Daemon) retry(ctx context.Context, what string, fn func(context.Context
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d.log.Error().Str("component", "daemon").Err(err).Dur("retry_in", wait).Msgf("Could not %s; retrying", what)
+		if err := d.awaitServer(ctx, err); err == nil {
+			continue // the server was unreachable and answers again
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		failures++
+		wait := jitter(changeBackoff(failures, d.opts.MaxBackoff))
+		d.log.Error().Str("component", "daemon").Err(err).Int64("retry_in_ms", wait.Milliseconds()).Msgf("Could not %s; retrying", what)
 		// Retrying is being alive: waiting for the server is no reason for
 		// systemd to kill the daemon (the wait is capped by pairBackoff).
 		d.watchdogPing()
 		if !sleep(ctx, wait) {
 			return ctx.Err()
 		}
-		wait *= 2
-		if wait > d.opts.MaxBackoff {
-			wait = d.opts.MaxBackoff
+	}
+}
+
+// reachChanged says once that the server went away and once that it is
+// back (with how long it was gone), instead of a line per failed request;
+// the metric, /healthz and systemd's STATUS follow.
+func (d *Daemon) reachChanged(t couch.Transition) {
+	log := d.log.With().Str("component", "couchdb").Logger()
+	if t.Up {
+		d.metrics.couchUp.Set(1)
+		log.Info().Float64("down_s", t.DownFor.Seconds()).Msgf("CouchDB is reachable again after %s; resuming", t.DownFor.Round(100*time.Millisecond))
+		if d.ready.Load() {
+			d.sd.send("STATUS=Following changes")
+		}
+		return
+	}
+	d.metrics.couchUp.Set(0)
+	log.Error().Str("cause", t.Cause).Msg("CouchDB is unreachable; waiting for it (probing every second)")
+	d.sd.send("STATUS=Waiting for CouchDB: unreachable (" + t.Cause + ")")
+}
+
+// awaitServer waits until the server answers again when err says it could
+// not be reached (nil then); for any other error it returns err at once.
+// Waiting pings the watchdog: the daemon is alive and doing what it should.
+func (d *Daemon) awaitServer(ctx context.Context, err error) error {
+	if !couch.Unreachable(err) {
+		return err
+	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go d.pingWhile(wctx)
+	if werr := d.client.Reach.Wait(ctx, err); werr != nil {
+		return werr
+	}
+	return nil
+}
+
+// pingWhile pings the watchdog until ctx ends: a loop parked on an outage
+// is responsive, only waiting.
+func (d *Daemon) pingWhile(ctx context.Context) {
+	if d.sd.watchdog <= 0 {
+		return
+	}
+	t := time.NewTicker(d.sd.watchdog / 2)
+	defer t.Stop()
+	for {
+		d.watchdogPing()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
+}
+
+// jitter spreads a wait over [w/2, w], so that retries of several loops
+// (or several daemons) after one failure do not all land at once.
+func jitter(w time.Duration) time.Duration {
+	if w <= time.Millisecond {
+		return w
+	}
+	return w/2 + time.Duration(rand.Int64N(int64(w/2)))
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -406,17 +477,19 @@ func (d *Daemon) watchConfig(ctx context.Context) {
 		if since == "" {
 			s, err := d.client.Main.CurrentSeq(ctx)
 			if err != nil {
-				log.Warn().Err(err).Msg("Cannot watch settings; retrying")
-				sleep(ctx, 5*time.Second)
+				if ctx.Err() == nil && d.awaitServer(ctx, err) != nil {
+					log.Warn().Err(err).Msg("Cannot watch settings; retrying")
+					sleep(ctx, jitter(5*time.Second))
+				}
 				continue
 			}
 			since = s
 		}
 		b, err := d.client.Main.Changes(ctx, couch.FeedOptions{Since: since, Limit: 500, Timeout: d.opts.PollTimeout})
 		if err != nil {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && d.awaitServer(ctx, err) != nil {
 				log.Warn().Err(err).Msg("Settings watch interrupted; retrying")
-				sleep(ctx, 5*time.Second)
+				sleep(ctx, jitter(5*time.Second))
 			}
 			continue
 		}

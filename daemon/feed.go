@@ -82,12 +82,12 @@ func (d *Daemon) buildIndex(ctx context.Context, log zerolog.Logger, main *couch
 	if err := d.retry(ctx, "build the lookup index", main.Bootstrap); err != nil {
 		return
 	}
-	log.Info().Dur("took", time.Since(started)).Msg("Lookup index built (contacts, shortcodes)")
+	log.Info().Int64("took_ms", time.Since(started).Milliseconds()).Msg("Lookup index built (contacts, shortcodes)")
 }
 
 // followFrom reads batches until ctx ends or the config becomes invalid.
 func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipeline.Engine, main *couch.IndexedDB, cp *couch.Checkpoint, since string) {
-	wait := time.Second
+	failures := 0
 	prog := newProgress(log)
 	for ctx.Err() == nil {
 		if cfg := d.cfg.Load(); cfg == nil || !cfg.Valid() {
@@ -100,15 +100,19 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipel
 			if ctx.Err() != nil {
 				return
 			}
-			log.Error().Err(err).Dur("retry_in", wait).Msg("Changes feed failed; reconnecting from the checkpoint")
+			if d.awaitServer(ctx, err) == nil {
+				continue // an outage, over: read on from where the feed was
+			}
+			failures++
+			wait := jitter(changeBackoff(failures, d.opts.MaxBackoff))
+			log.Error().Err(err).Int64("retry_in_ms", wait.Milliseconds()).Msg("Changes feed failed; reconnecting from the checkpoint")
 			d.watchdogPing()
 			if !sleep(ctx, wait) {
 				return
 			}
-			wait = min(wait*2, d.opts.MaxBackoff)
 			continue
 		}
-		wait = time.Second
+		failures = 0
 		// The index sees every doc of the batch before any is processed, as a
 		// view queried then would.
 		for _, ch := range b.Changes {
@@ -119,12 +123,12 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipel
 				main.Observe(ch.Doc)
 			}
 		}
-		res, err := proc.RunBatch(ctx, b.Changes, d.batchControl(ctx, log, b, prog))
+		res, err := proc.RunBatch(ctx, b.Changes, d.batchControl(ctx, log, b, prog, cp))
 		if err != nil {
 			return
 		}
 		stopped := res.Stopped
-		if res.Done != "" {
+		if res.Done != "" && !res.Told {
 			// Queued outbound pushes are made durable before the checkpoint.
 			if err := d.syncOutbound(ctx); err != nil {
 				return
@@ -132,6 +136,8 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipel
 			if err := d.writeCheckpoint(ctx, cp, res.Done); err != nil {
 				return
 			}
+		}
+		if res.Done != "" {
 			since = res.Done
 		}
 		// Caught up: the batch was not full (PouchDB Server sends no
@@ -158,7 +164,7 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipel
 // each attempt, backoff and give-up rules for failed changes, metrics,
 // progress and watchdog pings per completed change, and retries of the
 // batch's writes while the server fails.
-func (d *Daemon) batchControl(ctx context.Context, log zerolog.Logger, b couch.Batch, prog *progress) pipeline.BatchControl {
+func (d *Daemon) batchControl(ctx context.Context, log zerolog.Logger, b couch.Batch, prog *progress, cp *couch.Checkpoint) pipeline.BatchControl {
 	left := b.Pending + int64(len(b.Changes))
 	return pipeline.BatchControl{
 		Config: d.cfg.Load,
@@ -189,6 +195,12 @@ func (d *Daemon) batchControl(ctx context.Context, log zerolog.Logger, b couch.B
 			d.watchdogPing()
 		},
 		Failed: func(ctx context.Context, ch couch.Change, attempt int, err error) bool {
+			if d.awaitServer(ctx, err) == nil {
+				return true // waiting is not failing: the attempt is not counted
+			}
+			if ctx.Err() != nil {
+				return false
+			}
 			var cerr *couch.Error
 			temporary := errors.As(err, &cerr) && cerr.Temporary() || errors.Is(err, context.DeadlineExceeded)
 			if !temporary && attempt >= maxAttempts {
@@ -198,11 +210,20 @@ func (d *Daemon) batchControl(ctx context.Context, log zerolog.Logger, b couch.B
 				return false
 			}
 			wait := changeBackoff(attempt, d.opts.MaxBackoff)
-			log.Warn().Str("doc_id", ch.ID).Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("Change failed; retrying")
+			log.Warn().Str("doc_id", ch.ID).Err(err).Int("attempt", attempt).Int64("retry_in_ms", wait.Milliseconds()).Msg("Change failed; retrying")
 			d.watchdogPing()
 			return sleep(ctx, wait)
 		},
 		Retry: d.retry,
+		// A long batch is made durable and checkpointed every second: a
+		// crash then costs about a second of work, not the whole batch.
+		Durable: func(ctx context.Context, seq string) error {
+			if err := d.syncOutbound(ctx); err != nil {
+				return err
+			}
+			return d.writeCheckpoint(ctx, cp, seq)
+		},
+		DurableEvery: time.Second,
 	}
 }
 

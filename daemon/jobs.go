@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
 	"sentinel-go/schedule/jobs"
 )
@@ -56,11 +57,16 @@ func (d *Daemon) runAllJobs(ctx context.Context, run int) {
 		}
 		start := time.Now()
 		err := safeJob(ctx, env, j)
+		// A job that met an unreachable server runs again once it is back
+		// (jobs are idempotent): an outage does not cost a job interval.
+		for err != nil && couch.Unreachable(err) && d.awaitServer(ctx, err) == nil {
+			err = safeJob(ctx, env, j)
+		}
 		ev := log.Debug()
 		if err != nil {
 			ev = log.Error().Err(err)
 		}
-		ev.Str("job", j.Name()).Dur("took", time.Since(start)).Msg("Job finished")
+		ev.Str("job", j.Name()).Dur("took_ms", time.Since(start)).Msg("Job finished")
 		d.metrics.jobs.WithLabelValues(j.Name()).Observe(time.Since(start).Seconds())
 		if err != nil {
 			d.metrics.jobErrors.WithLabelValues(j.Name()).Inc()

@@ -26,6 +26,7 @@ type metrics struct {
 	jobs        *prometheus.HistogramVec
 	jobErrors   *prometheus.CounterVec
 	messages    *prometheus.CounterVec
+	couchUp     prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -49,13 +50,15 @@ func newMetrics() *metrics {
 			Help: "Scheduled job runs that failed."}, []string{"job"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sentinel_messages_queued_total",
 			Help: "Outgoing messages added to docs by the transitions, by initial state."}, []string{"state"}),
+		couchUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sentinel_couchdb_up",
+			Help: "1 while CouchDB answers the daemon's requests, 0 while it cannot be reached."}),
 	}
 	bi := ReadBuildInfo()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sentinel_build_info",
 		Help:        "Always 1; the labels say which build is running.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
 	build.Set(1)
-	m.reg.MustRegister(build, m.backlog, m.changes, m.transitions, m.transErrors, m.checkpoint, m.reloads, m.jobs, m.jobErrors, m.messages,
+	m.reg.MustRegister(build, m.backlog, m.changes, m.transitions, m.transErrors, m.checkpoint, m.reloads, m.jobs, m.jobErrors, m.messages, m.couchUp,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -151,6 +154,9 @@ func (d *Daemon) serveHTTP(ctx context.Context, ln net.Listener) error {
 // unhealthy explains why the daemon is not healthy ("" when it is): no valid
 // config, or work pending while the feed has not advanced for HealthStall.
 func (d *Daemon) unhealthy() string {
+	if since := d.client.Reach.DownSince(); !since.IsZero() {
+		return "CouchDB unreachable for " + time.Since(since).Round(time.Second).String() + "; waiting for it"
+	}
 	cfg := d.cfg.Load()
 	if cfg == nil || !cfg.Valid() {
 		return "no valid config: transitions are disabled"

@@ -16,7 +16,7 @@ func (d *Daemon) newOutbox() *outbound.Queue {
 		Sentinel: d.client.Sentinel, Main: d.client.Main,
 		Log:      d.log.With().Str("component", "outbound").Logger(),
 		JS:       jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}),
-		Location: d.opts.Location, Secrets: d.secrets,
+		Location: d.opts.Location, Secrets: d.secrets, AwaitServer: d.awaitServer,
 		Config: func() (*outbound.Config, map[string]any) {
 			cfg := d.cfg.Load()
 			if cfg == nil || !cfg.Valid() {
@@ -51,5 +51,5 @@ func (d *Daemon) syncOutbound(ctx context.Context) error {
 func (d *Daemon) runOutbox(ctx context.Context) {
 	started := time.Now()
 	d.outbox.Run(ctx)
-	d.log.Debug().Str("component", "outbound").Dur("ran", time.Since(started)).Msg("Outbound workers stopped")
+	d.log.Debug().Str("component", "outbound").Dur("ran_ms", time.Since(started)).Msg("Outbound workers stopped")
 }

@@ -69,6 +69,9 @@ type Queue struct {
 	// RetryInterval is how often the task docs are scanned while pushes are
 	// queued (default 1 min).
 	RetryInterval time.Duration
+	// AwaitServer waits until CouchDB answers again after err found it
+	// unreachable (nil: back off like for any other error).
+	AwaitServer func(ctx context.Context, err error) error
 
 	once    sync.Once
 	mu      sync.Mutex
@@ -476,7 +479,18 @@ func (q *Queue) recorder(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			q.Log.Warn().Err(err).Dur("retry_in", wait).Msg("Could not record outbound pushes; retrying")
+			if couch.Unreachable(err) && q.AwaitServer != nil {
+				// The server is away: wait with everyone else, then record.
+				if q.AwaitServer(ctx, err) != nil {
+					return
+				}
+				select {
+				case q.recWake <- struct{}{}:
+				default:
+				}
+				continue
+			}
+			q.Log.Warn().Err(err).Dur("retry_in_ms", wait).Msg("Could not record outbound pushes; retrying")
 			select {
 			case <-ctx.Done():
 				return

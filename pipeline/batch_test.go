@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -377,5 +378,48 @@ func TestSwallowedDatabaseFailureRetriesTheChange(t *testing.T) {
 	}
 	if _, err := w.env.Client.Main.Get(ctx, "m1"); !transitions.IsNotFound(err) {
 		t.Errorf("m1 not deleted after the retry: %v", err)
+	}
+}
+
+// TestDurableDuringBatch: a long batch is committed and reported durable
+// while it runs (the daemon checkpoints there), each time with everything
+// up to the reported change written, so that a crash costs the work since.
+func TestDurableDuringBatch(t *testing.T) {
+	docs := submitter()
+	for i := 0; i < 6; i++ {
+		id := fmt.Sprintf("r%d", i)
+		docs = append(docs, report(id, "P", map[string]any{"patient_name": "Jane", "ext_id": "P-" + id}))
+	}
+	w := newGroupWorld(t, registrationSettings(), docs...)
+	changes := w.feed(t)
+	var told []string
+	res, err := w.p.RunBatch(context.Background(), changes, BatchControl{
+		Config:       func() *transitions.Config { return w.cfg },
+		DurableEvery: time.Nanosecond,
+		Durable: func(ctx context.Context, seq string) error {
+			// Every change up to seq is written: its doc and its info doc.
+			for _, ch := range changes {
+				if ch.ID[0] == 'r' {
+					if d := w.env.Get(t, w.env.MainDB, ch.ID); d["patient_id"] == nil {
+						t.Errorf("told %s durable, %s not written: %v", seq, ch.ID, d)
+					}
+				}
+				if ch.Seq == seq {
+					break
+				}
+			}
+			told = append(told, seq)
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != len(changes) {
+		t.Fatalf("durable told %d times for %d changes: %v", len(told), len(changes), told)
+	}
+	last := changes[len(changes)-1].Seq
+	if res.Done != last || !res.Told {
+		t.Fatalf("result %+v, want Done %s already told", res, last)
 	}
 }

@@ -16,7 +16,8 @@ type BatchControl struct {
 	// change, so a reload applies to the next attempt.
 	Config func() *transitions.Config
 	// Failed is told that an attempt of a change failed (attempt counts
-	// from 1). It waits as it sees fit and returns true to try the change
+	// from 1; an attempt that met an unreachable server is not counted: the
+	// next try has the same number). It waits as it sees fit and returns true to try the change
 	// again (its doc read anew), false to pass over it (the change counts
 	// as completed: the caller has logged why). Nil: RunBatch stops at the
 	// first failure and returns it.
@@ -31,6 +32,13 @@ type BatchControl struct {
 	Grace time.Duration
 	// Bound bounds one attempt while running (default 2 minutes).
 	Bound time.Duration
+	// Durable, when set, is told while the batch runs, at most every
+	// DurableEvery, the seq up to which every change is completed and
+	// written (the batch's writes so far are committed first): the caller
+	// may checkpoint there, so that a crash in a long batch costs about
+	// DurableEvery of work, not the whole batch. An error stops the batch.
+	Durable      func(ctx context.Context, seq string) error
+	DurableEvery time.Duration
 }
 
 // BatchResult says how far a batch got.
@@ -40,6 +48,8 @@ type BatchResult struct {
 	Done string
 	// Stopped is true when ctx ended before every change completed.
 	Stopped bool
+	// Told is true when Durable was already told Done.
+	Told bool
 }
 
 // RunBatch processes changes in feed order as one batch and writes what
@@ -63,7 +73,8 @@ func (p *Engine) RunBatch(ctx context.Context, changes []couch.Change, c BatchCo
 		}
 		return err
 	}
-	done := ""
+	done, durable := "", ""
+	lastDurable := time.Now()
 	for _, ch := range changes {
 		if ctx.Err() != nil {
 			res.Stopped = true
@@ -78,15 +89,29 @@ func (p *Engine) RunBatch(ctx context.Context, changes []couch.Change, c BatchCo
 			break
 		}
 		done = ch.Seq
+		if c.Durable != nil && c.DurableEvery > 0 && time.Since(lastDurable) >= c.DurableEvery {
+			ok, err := p.settle(ctx, b, c)
+			if err != nil {
+				return res, err
+			}
+			if !ok {
+				res.Stopped = true
+				return res, nil
+			}
+			if err := c.Durable(ctx, done); err != nil {
+				return res, err
+			}
+			durable, lastDurable = done, time.Now()
+		}
 	}
 	if done == "" {
 		return res, nil
 	}
-	b.redoNow = nil
-	if err := p.flushBatch(ctx, b, c); err != nil {
-		return res, err
+	if done == durable {
+		res.Done, res.Told = done, true // nothing completed since
+		return res, nil
 	}
-	ok, err := p.redoChanges(ctx, b, c)
+	ok, err := p.settle(ctx, b, c)
 	if err != nil {
 		return res, err
 	}
@@ -96,6 +121,21 @@ func (p *Engine) RunBatch(ctx context.Context, changes []couch.Change, c BatchCo
 	}
 	res.Done = done
 	return res, nil
+}
+
+// settle writes what b holds back and processes again, one at a time, the
+// changes whose held-back writes failed: afterwards every change completed
+// so far is written. It returns false when stopping before that.
+func (p *Engine) settle(ctx context.Context, b *Batch, c BatchControl) (bool, error) {
+	// The changes handed back are processed here, after the whole flush,
+	// not from inside it.
+	redoNow := b.redoNow
+	b.redoNow = nil
+	defer func() { b.redoNow = redoNow }()
+	if err := p.flushBatch(ctx, b, c); err != nil {
+		return false, err
+	}
+	return p.redoChanges(ctx, b, c)
 }
 
 // errStopping fails the change in hand when the daemon stops while changes
@@ -147,7 +187,7 @@ func (p *Engine) runChange(ctx context.Context, b *Batch, ch couch.Change, c Bat
 	if bound <= 0 {
 		bound = 2 * time.Minute
 	}
-	for attempt := 1; ; attempt++ {
+	for attempt := 1; ; {
 		limit := bound
 		if ctx.Err() != nil {
 			limit = grace
@@ -174,6 +214,9 @@ func (p *Engine) runChange(ctx context.Context, b *Batch, ch couch.Change, c Bat
 				return false, nil
 			}
 			return true, nil
+		}
+		if !couch.Unreachable(err) {
+			attempt++ // waiting for the server is not a failed attempt
 		}
 		ch.Doc = nil // re-read the doc on retry
 	}

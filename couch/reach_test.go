@@ -1,0 +1,104 @@
+package couch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+)
+
+func TestUnreachable(t *testing.T) {
+	refused := &url.Error{Op: "Get", URL: "http://x", Err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"connection refused", refused, true},
+		{"wrapped connection refused", fmt.Errorf("read changes: %w", refused), true},
+		{"response cut", io.ErrUnexpectedEOF, true},
+		{"our own stop", &url.Error{Op: "Get", URL: "http://x", Err: context.Canceled}, false},
+		{"not found", fmt.Errorf("get: %w", ErrNotFound), false},
+		{"conflict", ErrConflict, false},
+		{"a 500 on one doc", &Error{What: "save", Status: 500, Msg: "boom"}, false},
+		{"a 401", &Error{What: "save", Status: 401, Msg: "unauthorized"}, false},
+		{"a 503 of the proxy in front", wrapErr("save", &testStatusErr{503}, ""), true},
+		{"a network error through wrapErr", wrapErr("save", refused, ""), true},
+		{"a cancelled request through wrapErr", wrapErr("save", &url.Error{Err: context.Canceled}, ""), false},
+	} {
+		if got := Unreachable(c.err); got != c.want {
+			t.Errorf("%s: Unreachable = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+type testStatusErr struct{ code int }
+
+func (e *testStatusErr) Error() string   { return fmt.Sprintf("status %d", e.code) }
+func (e *testStatusErr) HTTPStatus() int { return e.code }
+
+// TestReachOneProbeWakesEveryWaiter: while the server is down, the waiters
+// share one probe (not one each), and the probe that finds it back wakes
+// them all; the transitions are told once each way.
+func TestReachOneProbeWakesEveryWaiter(t *testing.T) {
+	var probes atomic.Int32
+	back := make(chan struct{})
+	r := NewReach(func(ctx context.Context) error {
+		probes.Add(1)
+		select {
+		case <-back:
+			return nil
+		default:
+			return errors.New("connection refused")
+		}
+	})
+	var mu sync.Mutex
+	var told []Transition
+	r.OnChange(func(tr Transition) { mu.Lock(); told = append(told, tr); mu.Unlock() })
+	const waiters = 5
+	var wg sync.WaitGroup
+	errs := make(chan error, waiters)
+	for i := 0; i < waiters; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- r.Wait(context.Background(), io.ErrUnexpectedEOF) }()
+	}
+	for probes.Load() < 2 { // at least one failed probe after the first
+		runtime.Gosched()
+	}
+	close(back)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !r.Up() {
+		t.Fatal("still down after the probe succeeded")
+	}
+	if n := probes.Load(); n > 4 {
+		t.Errorf("%d probes for %d waiters: each waiter probes on its own", n, waiters)
+	}
+	if len(told) != 2 || told[0].Up || !told[1].Up || told[1].DownFor <= 0 {
+		t.Errorf("transitions told: %+v, want down then up (with how long)", told)
+	}
+}
+
+func TestReachWaitStopsWithItsContext(t *testing.T) {
+	r := NewReach(func(ctx context.Context) error { return errors.New("refused") })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Wait(ctx, io.ErrUnexpectedEOF) }()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait returned %v, want the context's error", err)
+	}
+}
