@@ -23,9 +23,19 @@ type running struct {
 
 func start(t *testing.T, env *couchtest.Env) *running {
 	t.Helper()
+	return startWith(t, env, nil)
+}
+
+// startWith starts a daemon on env with the test options, changed by edit.
+func startWith(t *testing.T, env *couchtest.Env, edit func(*daemon.Options)) *running {
+	t.Helper()
 	logs := &couchtest.LogBuffer{}
-	d, err := daemon.New(daemon.Options{CouchURL: env.URL, Log: zerolog.New(logs), PollTimeout: 2 * time.Second,
-		MaxBackoff: time.Second, Jobs: daemon.DefaultJobs()})
+	opts := daemon.Options{CouchURL: env.URL, Log: zerolog.New(logs), PollTimeout: 2 * time.Second,
+		MaxBackoff: time.Second, Jobs: daemon.DefaultJobs()}
+	if edit != nil {
+		edit(&opts)
+	}
+	d, err := daemon.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

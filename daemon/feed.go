@@ -89,13 +89,26 @@ func (d *Daemon) buildIndex(ctx context.Context, log zerolog.Logger, main *couch
 func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipeline.Engine, main *couch.IndexedDB, cp *couch.Checkpoint, since string) {
 	failures := 0
 	prog := newProgress(log)
+	ahead := &readAhead{}
+	defer ahead.drop()
+	var stale map[string]bool // ids the last batch wrote: their read-ahead bodies are old
 	for ctx.Err() == nil {
 		if cfg := d.cfg.Load(); cfg == nil || !cfg.Valid() {
 			log.Warn().Msg("Transitions are disabled: the feed is paused, the checkpoint is kept")
 			return
 		}
-		b, err := d.client.Main.Changes(ctx, couch.FeedOptions{
-			Since: since, Limit: d.opts.BatchSize, IncludeDocs: true, Timeout: d.opts.PollTimeout})
+		opts := couch.FeedOptions{Since: since, Limit: d.opts.BatchSize, IncludeDocs: true, Timeout: d.opts.PollTimeout}
+		b, err, early := ahead.take(since)
+		if !early {
+			b, err = d.client.Main.Changes(ctx, opts)
+		}
+		if early && err == nil {
+			for i := range b.Changes {
+				if stale[b.Changes[i].ID] {
+					b.Changes[i].Doc = nil // read again when its turn comes
+				}
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -117,16 +130,24 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipel
 		// view queried then would.
 		for _, ch := range b.Changes {
 			switch {
-			case ch.Deleted:
+			case ch.Deleted && !(early && stale[ch.ID]):
 				main.Index.Remove(ch.ID)
 			case ch.Doc != nil && !pipeline.Ignored(ch.ID):
 				main.Observe(ch.Doc)
 			}
 		}
+		// While this batch is processed, the next one is read: a backlog
+		// does not wait for the feed between batches.
+		if len(b.Changes) == d.opts.BatchSize {
+			next := opts
+			next.Since = b.Changes[len(b.Changes)-1].Seq // where the checkpoint goes
+			ahead.start(ctx, d.client.Main, next)
+		}
 		res, err := proc.RunBatch(ctx, b.Changes, d.batchControl(ctx, log, b, prog, cp))
 		if err != nil {
 			return
 		}
+		stale = res.Wrote
 		stopped := res.Stopped
 		if res.Done != "" && !res.Told {
 			// Queued outbound pushes are made durable before the checkpoint.
@@ -292,4 +313,53 @@ func (p *progress) report() {
 	p.log.Info().Int64("processed", p.count).Int64("backlog", max(p.pending, 0)).Float64("rate_per_s", rate).Msg("Progress")
 	p.last = time.Now()
 	p.lastCount = p.count
+}
+
+// readAhead is the next feed batch, read while the current one is
+// processed. Its request runs under its own cancel, and drop waits for it:
+// no read outlives the feed loop.
+type readAhead struct {
+	since  string
+	done   chan struct{}
+	cancel context.CancelFunc
+	batch  couch.Batch
+	err    error
+}
+
+// start reads the batch after opts.Since in the background.
+func (r *readAhead) start(ctx context.Context, db *couch.DB, opts couch.FeedOptions) {
+	r.drop()
+	rctx, cancel := context.WithCancel(ctx)
+	r.since, r.done, r.cancel = opts.Since, make(chan struct{}), cancel
+	go func() {
+		defer close(r.done)
+		r.batch, r.err = db.Changes(rctx, opts)
+	}()
+}
+
+// take returns the batch read ahead from since (ok false when there is
+// none: another since, or none started).
+func (r *readAhead) take(since string) (b couch.Batch, err error, ok bool) {
+	if r.done == nil {
+		return couch.Batch{}, nil, false
+	}
+	if r.since != since {
+		r.drop()
+		return couch.Batch{}, nil, false
+	}
+	<-r.done
+	b, err = r.batch, r.err
+	r.cancel()
+	r.done, r.cancel = nil, nil
+	return b, err, true
+}
+
+// drop cancels the read in flight, if any, and waits for it to end.
+func (r *readAhead) drop() {
+	if r.done == nil {
+		return
+	}
+	r.cancel()
+	<-r.done
+	r.done, r.cancel = nil, nil
 }

@@ -189,8 +189,7 @@ func (p *Engine) processOnce(ctx context.Context, b *Batch, cfg *transitions.Con
 }
 
 func (p *Engine) processHeld(ctx context.Context, b *Batch, cfg *transitions.Config, ch couch.Change, raw transitions.Doc) (Outcome, error) {
-	doc := jsv.CloneMap(raw)
-	rev, _ := doc["_rev"].(string)
+	rev, _ := raw["_rev"].(string)
 	info, err := p.info(ctx, b, ch.ID)
 	if err != nil {
 		return Outcome{}, err
@@ -210,8 +209,18 @@ func (p *Engine) processHeld(ctx context.Context, b *Batch, cfg *transitions.Con
 	if info, err = p.resolvePending(ctx, b, ch.ID, info, rev); err != nil {
 		return Outcome{}, err
 	}
-	b.begin(ch.ID, replay)
 	_, hadTransitions := info["transitions"]
+	if hadTransitions && !replay && transitions.RefusedUnhydrated(&transitions.Env{Config: cfg},
+		&transitions.Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: raw, Info: info},
+		func(name string) bool { return alreadyRan(name, info, raw, rev) }) {
+		// Every transition refuses it on the doc as stored (work done: a
+		// replay, a rewound feed, the echo of an own write): exactly what
+		// running them would decide, without hydrating or looking up
+		// anything, and nothing to write.
+		return Outcome{}, nil
+	}
+	doc := jsv.CloneMap(raw)
+	b.begin(ch.ID, replay)
 	h := b.hydrator
 	if err := h.Hydrate(ctx, doc); err != nil {
 		return Outcome{}, fmt.Errorf("hydrate %s: %w", ch.ID, err)

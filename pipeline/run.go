@@ -50,6 +50,10 @@ type BatchResult struct {
 	Stopped bool
 	// Told is true when Durable was already told Done.
 	Told bool
+	// Wrote holds the ids of the main-db docs the batch wrote or deleted:
+	// bodies of those docs read before the batch ended (a feed batch read
+	// ahead) are stale.
+	Wrote map[string]bool
 }
 
 // RunBatch processes changes in feed order as one batch and writes what
@@ -60,8 +64,8 @@ type BatchResult struct {
 // failed are processed again one at a time, and only then is Done set.
 // Design docs, info docs and deleted docs complete at once (Outcome.Ignored).
 func (p *Engine) RunBatch(ctx context.Context, changes []couch.Change, c BatchControl) (BatchResult, error) {
-	var res BatchResult
 	b := p.NewBatch(ctx, changes)
+	res := BatchResult{Wrote: b.written}
 	// A change whose held-back save fails when a later change commits the
 	// batch (before a view query, a write to another doc) is processed
 	// again right then, before that later change reads anything: one at a
@@ -153,6 +157,11 @@ func (p *Engine) redoChanges(ctx context.Context, b *Batch, c BatchControl) (boo
 	}
 	rb := p.NewBatch(ctx, redo)
 	rb.OneByOne()
+	defer func() {
+		for id := range rb.written {
+			b.written[id] = true
+		}
+	}()
 	for i, ch := range redo {
 		ok, err := p.runChange(ctx, rb, ch, c)
 		if err != nil || !ok {
