@@ -15,7 +15,7 @@ import (
 
 // stopGrace bounds finishing the change in hand after a stop request, so
 // that the process exits within 5 s of SIGTERM.
-const stopGrace = 4 * time.Second
+const stopGrace = 3 * time.Second
 
 // maxAttempts is how often a change that fails for a reason other than an
 // unreachable server is tried before it is logged and passed over.

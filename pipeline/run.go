@@ -197,13 +197,21 @@ func (p *Engine) runChange(ctx context.Context, b *Batch, ch couch.Change, c Bat
 		bound = 2 * time.Minute
 	}
 	for attempt := 1; ; {
-		limit := bound
-		if ctx.Err() != nil {
-			limit = grace
-		}
-		// The change in hand finishes even when a stop arrives meanwhile.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
+		// The change in hand finishes even when a stop arrives meanwhile,
+		// within grace of the stop (a long expression, a stalled request
+		// are cut there), within bound otherwise.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bound)
+		stopWatch := context.AfterFunc(ctx, func() {
+			t := time.NewTimer(grace)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancel()
+			case <-pctx.Done(): // the attempt ended first
+			}
+		})
 		out, err := p.ProcessIn(pctx, b, c.Config(), ch)
+		stopWatch()
 		cancel()
 		if err == nil {
 			if c.Done != nil {
