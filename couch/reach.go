@@ -221,7 +221,10 @@ func (t *reachTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
 	switch {
 	case err != nil:
-		if req.Context().Err() == nil || errors.Is(req.Context().Err(), context.DeadlineExceeded) && !isFeed(req) {
+		// A request our own context ended (a stop, a deadline of ours)
+		// says nothing of the server; a caller that waited too long on a
+		// server that does not answer calls Wait with that error.
+		if req.Context().Err() == nil {
 			t.reach.Failed(err)
 		}
 	case gatewayStatus(resp.StatusCode):
@@ -230,10 +233,4 @@ func (t *reachTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.reach.Answered()
 	}
 	return resp, err
-}
-
-// isFeed reports whether req is a `_changes` read, which the daemon bounds
-// itself (a longpoll cut by that bound is an empty batch, not an outage).
-func isFeed(req *http.Request) bool {
-	return len(req.URL.Path) >= 8 && req.URL.Path[len(req.URL.Path)-8:] == "_changes"
 }

@@ -265,8 +265,8 @@ func changeBackoff(attempt int, maxBackoff time.Duration) time.Duration {
 // when the daemon stops (the change is then processed again on restart,
 // which the already-ran rules make harmless).
 func (d *Daemon) writeCheckpoint(ctx context.Context, cp *couch.Checkpoint, seq string) error {
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
-	defer cancel()
+	pctx, done := pipeline.Graceful(ctx, couch.DefaultRequestTimeout, stopGrace)
+	defer done()
 	err := cp.Write(pctx, seq)
 	if err == nil {
 		d.metrics.checkpoint.SetToCurrentTime()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"time"
 
+	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
 	"sentinel-go/outbound"
+	"sentinel-go/pipeline"
 )
 
 // newOutbox is the outbound queue: mark_for_outbound hands it the pushes,
@@ -36,10 +38,10 @@ func (d *Daemon) newOutbox() *outbound.Queue {
 // syncOutbound makes the pushes queued by the changes processed so far
 // durable (their task docs) before the checkpoint passes those changes.
 func (d *Daemon) syncOutbound(ctx context.Context) error {
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+	pctx, done := pipeline.Graceful(ctx, couch.DefaultRequestTimeout, stopGrace)
 	started := time.Now()
 	err := d.outbox.Sync(pctx)
-	cancel()
+	done()
 	d.log.Debug().Str("component", "outbound").Int64("took_ms", time.Since(started).Milliseconds()).AnErr("error", err).Msg("Outbound pushes made durable")
 	if err != nil {
 		return d.retry(ctx, "queue the outbound pushes", d.outbox.Sync)

@@ -189,30 +189,14 @@ func (p *Engine) runChange(ctx context.Context, b *Batch, ch couch.Change, c Bat
 		}
 		return true, nil
 	}
-	grace, bound := c.Grace, c.Bound
-	if grace <= 0 {
-		grace = 4 * time.Second
-	}
-	if bound <= 0 {
-		bound = 2 * time.Minute
-	}
+	grace, bound := c.limits()
 	for attempt := 1; ; {
 		// The change in hand finishes even when a stop arrives meanwhile,
 		// within grace of the stop (a long expression, a stalled request
 		// are cut there), within bound otherwise.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bound)
-		stopWatch := context.AfterFunc(ctx, func() {
-			t := time.NewTimer(grace)
-			defer t.Stop()
-			select {
-			case <-t.C:
-				cancel()
-			case <-pctx.Done(): // the attempt ended first
-			}
-		})
+		pctx, done := Graceful(ctx, bound, grace)
 		out, err := p.ProcessIn(pctx, b, c.Config(), ch)
-		stopWatch()
-		cancel()
+		done()
 		if err == nil {
 			if c.Done != nil {
 				c.Done(ch, out)
@@ -241,13 +225,12 @@ func (p *Engine) runChange(ctx context.Context, b *Batch, ch couch.Change, c Bat
 
 // flushBatch writes what b holds back: at once, then with c.Retry.
 func (p *Engine) flushBatch(ctx context.Context, b *Batch, c BatchControl) error {
-	grace := c.Grace
-	if grace <= 0 {
-		grace = 4 * time.Second
-	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	grace, bound := c.limits()
+	// Started, the write completes even when a stop arrives meanwhile
+	// (within grace of it): the changes it holds are then checkpointed.
+	pctx, done := Graceful(ctx, bound, grace)
 	err := p.Flush(pctx, b)
-	cancel()
+	done()
 	if err == nil {
 		return nil
 	}
@@ -255,4 +238,36 @@ func (p *Engine) flushBatch(ctx context.Context, b *Batch, c BatchControl) error
 		return err
 	}
 	return c.Retry(ctx, "write the batch", func(ctx context.Context) error { return p.Flush(ctx, b) })
+}
+
+// limits are the control's grace and bound, defaulted.
+func (c BatchControl) limits() (grace, bound time.Duration) {
+	grace, bound = c.Grace, c.Bound
+	if grace <= 0 {
+		grace = 4 * time.Second
+	}
+	if bound <= 0 {
+		bound = 2 * time.Minute
+	}
+	return grace, bound
+}
+
+// Graceful is a context for work that must not stop halfway when ctx ends:
+// it ends bound after now, or grace after ctx ends, whichever comes first.
+// done releases it (and the watch on ctx) when the work is over.
+func Graceful(ctx context.Context, bound, grace time.Duration) (context.Context, func()) {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bound)
+	stopWatch := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-pctx.Done(): // the work ended first
+		}
+	})
+	return pctx, func() {
+		stopWatch()
+		cancel()
+	}
 }
