@@ -7,6 +7,7 @@ import (
 
 	"sentinel-go/jsexpr"
 	"sentinel-go/schedule/jobs"
+	"sentinel-go/schedule/jobs/usermeta"
 )
 
 // runJobs runs every job at start, every JobInterval and whenever RunJobs
@@ -49,7 +50,7 @@ func (d *Daemon) runAllJobs(ctx context.Context, run int) {
 	}
 	env := &jobs.Env{Main: d.client.Main, Sentinel: d.client.Sentinel, Client: d.client,
 		Settings: cfg.Settings, Translations: cfg.Translations, Location: d.opts.Location, Log: log, Dups: d.dups, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}),
-		Secrets: d.secrets, Outbound: d.outbox, Started: d.started, Run: run}
+		Secrets: d.secrets, Outbound: d.outbox, Started: d.started, Run: run, Clock: d.opts.Clock}
 	for _, j := range d.opts.Jobs {
 		if ctx.Err() != nil {
 			return
@@ -77,5 +78,13 @@ func safeJob(ctx context.Context, env *jobs.Env, j jobs.Job) (err error) {
 	return j.Run(ctx, env)
 }
 
-// DefaultJobs is the daemon's job registry, in run order.
-func DefaultJobs() []jobs.Job { return jobs.Default() }
+// DefaultJobs is the daemon's job registry, in run order: the tick jobs,
+// then those that a tick only arms on their own timer. Each call makes new
+// job values (the timed ones hold their timer).
+func DefaultJobs() []jobs.Job {
+	return append(jobs.Default(), usermeta.New())
+}
+
+// FakeClock is the test clock of SENTINEL_FAKE_NOW: iso at start, running
+// on in real time.
+func FakeClock(iso string) (func() time.Time, error) { return jobs.FakeClock(iso, time.Now) }
