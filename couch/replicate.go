@@ -3,6 +3,7 @@ package couch
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 
 	kivik "github.com/go-kivik/kivik/v4"
@@ -144,4 +145,19 @@ func (d *DB) IDRange(ctx context.Context, startkey, endkey string, limit int, sk
 		params["skip"] = 1
 	}
 	return d.AllDocs(ctx, params)
+}
+
+// Attachment reads the content of attachment name of doc id; ErrNotFound
+// when the doc or the attachment is missing.
+func (d *DB) Attachment(ctx context.Context, id, name string) ([]byte, error) {
+	att, err := d.k.GetAttachment(ctx, id, name)
+	if err != nil {
+		return nil, d.wrap("get attachment "+name+" of "+id, err)
+	}
+	defer att.Content.Close()
+	b, err := io.ReadAll(att.Content)
+	if err != nil {
+		return nil, d.wrap("read attachment "+name+" of "+id, err)
+	}
+	return b, nil
 }
