@@ -8,6 +8,7 @@ import (
 	"sentinel-go/jsexpr"
 	"sentinel-go/schedule/jobs"
 	"sentinel-go/schedule/jobs/archiving"
+	"sentinel-go/schedule/jobs/purging"
 	"sentinel-go/schedule/jobs/usermeta"
 )
 
@@ -83,7 +84,7 @@ func safeJob(ctx context.Context, env *jobs.Env, j jobs.Job) (err error) {
 // then those that a tick only arms on their own timer. Each call makes new
 // job values (the timed ones hold their timer).
 func DefaultJobs() []jobs.Job {
-	return append(jobs.Default(), archiving.New(), usermeta.New())
+	return append(jobs.Default(), purging.New(), archiving.New(), usermeta.New())
 }
 
 // FakeClock is the test clock of SENTINEL_FAKE_NOW: iso at start, running
