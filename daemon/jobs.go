@@ -3,8 +3,10 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
+	"sentinel-go/config"
 	"sentinel-go/jsexpr"
 	"sentinel-go/schedule/jobs"
 	"sentinel-go/schedule/jobs/archiving"
@@ -44,7 +46,7 @@ func (d *Daemon) runJobs(ctx context.Context) {
 func (d *Daemon) runAllJobs(ctx context.Context, run int) {
 	log := d.log.With().Str("component", "jobs").Logger()
 	if cfg := d.cfg.Load(); cfg != nil && !cfg.Valid() {
-		log.Error().Msg("Transitions are disabled. " + cfg.ErrorSummary())
+		log.Error().Msg(disabledMessage(cfg.Problems))
 	}
 	cfg := d.cfg.Load()
 	if cfg == nil {
@@ -90,3 +92,31 @@ func DefaultJobs() []jobs.Job {
 // FakeClock is the test clock of SENTINEL_FAKE_NOW: iso at start, running
 // on in real time.
 func FakeClock(iso string) (func() time.Time, error) { return jobs.FakeClock(iso, time.Now) }
+
+// disabledMessage is the line each tick logs while no valid config runs
+// (jobs.md §4): "Transitions are disabled" and the last load error, in the
+// reference's words for an unknown transition and a transition that failed
+// to load.
+func disabledMessage(problems []config.Problem) string {
+	var last *config.Problem
+	for i := range problems {
+		if problems[i].Severity == config.Error {
+			last = &problems[i]
+		}
+	}
+	const prefix = "Transitions are disabled"
+	if last == nil {
+		return prefix
+	}
+	key, isKey := strings.CutPrefix(last.Path, "transitions.")
+	switch {
+	case strings.HasPrefix(last.Message, "Unknown transition"):
+		return prefix + ". " + last.Message
+	case isKey && key != "" && !strings.Contains(key, "."):
+		return fmt.Sprintf("%s. Failed loading transition %q. This is likely due to an error in the transition configuration. Please check your configuration.. %s",
+			prefix, key, last.Message)
+	case last.Path != "":
+		return prefix + ". " + last.Path + ": " + last.Message
+	}
+	return prefix + ". " + last.Message
+}
