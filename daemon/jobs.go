@@ -120,3 +120,11 @@ func disabledMessage(problems []config.Problem) string {
 	}
 	return prefix + ". " + last.Message
 }
+
+// CheckJobs reports the problems of the jobs' settings, as check-config
+// shows them: reminders, the purge function and schedule, the archive block.
+func CheckJobs(s *config.Settings) []config.Problem {
+	_, problems := jobs.ParseReminders(s)
+	problems = append(problems, purging.Check(s)...)
+	return append(problems, archiving.Check(s)...)
+}

@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"sentinel-go/config"
-	"sentinel-go/schedule/jobs"
+	"sentinel-go/daemon"
 	"sentinel-go/transitions"
 )
 
@@ -61,9 +61,8 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	problems = transitions.Check(raw, tr)
-	// Jobs' configs (reminders: cron and text expressions) are checked too.
-	_, rp := jobs.ParseReminders(config.NewSettings(raw))
-	problems = append(problems, rp...)
+	// Jobs' configs (reminders, purge, archive) are checked too.
+	problems = append(problems, daemon.CheckJobs(config.NewSettings(raw))...)
 	return report(problems, *asJSON, stdout)
 }
 

@@ -140,15 +140,21 @@ func RunOnce(ctx context.Context, st Stores, env *jobs.Env, bound time.Duration)
 	r := &run{st: st, log: env.Log, now: env.Wall}
 	if bound > 0 {
 		r.deadline = r.now().Add(bound)
-		r.log.Info().Msgf("Running archiving for up to %s", humanize(bound))
-	} else {
-		r.log.Info().Msg("Running archiving until the queue is drained")
 	}
 	rows, err := st.Sentinel.AllDocs(ctx, map[string]any{"startkey": jobPrefix, "endkey": jobPrefix + "\ufff0"})
 	if err != nil {
 		return fmt.Errorf("list archive jobs: %w", err)
 	}
-	if len(rows) > 0 && st.Ensure != nil {
+	if len(rows) == 0 {
+		// Nothing queued: the common case at every tick, not worth a line.
+		return nil
+	}
+	if bound > 0 {
+		r.log.Info().Msgf("Running archiving for up to %s", humanize(bound))
+	} else {
+		r.log.Info().Msg("Running archiving until the queue is drained")
+	}
+	if st.Ensure != nil {
 		if err := st.Ensure(ctx); err != nil {
 			return err
 		}
