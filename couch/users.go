@@ -81,3 +81,15 @@ func (u *Users) getJSON(ctx context.Context, path string) (map[string]any, int, 
 	}
 	return out, resp.StatusCode, nil
 }
+
+// HasUserForContact reports whether some `_users` doc is the user of
+// contact contactID (Mango `_find`; `_users` is small and rarely asked).
+func (u *Users) HasUserForContact(ctx context.Context, contactID string) (bool, error) {
+	rs := u.k.Find(ctx, map[string]any{"selector": map[string]any{"type": "user", "contact_id": contactID}, "limit": 1})
+	defer rs.Close()
+	found := rs.Next()
+	if err := rs.Err(); err != nil {
+		return false, u.wrap("find the user of "+contactID, err)
+	}
+	return found, nil
+}

@@ -227,6 +227,15 @@ func canSkipPasswordChange(s *config.Settings, roles []any) bool {
 // SMS doc of a new user for contact.
 func (t createUserForContacts) newUser(ctx context.Context, env *Env, contact Doc, roles []any) error {
 	s := env.Settings()
+	contactID, _ := contact["_id"].(string)
+	// The change may be run again after its writes (a 409 on the
+	// contact's save, a replay after a crash): the user it made stands.
+	if has, err := env.Users.HasUserForContact(ctx, contactID); err != nil {
+		return fmt.Errorf("check the users of %s: %w", contactID, err)
+	} else if has {
+		env.Log.Info().Str("doc_id", contactID).Msg("The contact has a user already")
+		return nil
+	}
 	fullname, _ := contact["name"].(string)
 	if fullname == "" {
 		return errors.New("Contact must have a name to create a user")
@@ -239,7 +248,6 @@ func (t createUserForContacts) newUser(ctx context.Context, env *Env, contact Do
 	if !ok {
 		return fmt.Errorf("Contact phone number %q is not valid", rawPhone)
 	}
-	contactID, _ := contact["_id"].(string)
 	place := jsv.String(jsv.Map(contact["parent"])["_id"])
 	if place == "" {
 		return errors.New("Contact must have a parent place to create a user")

@@ -27,6 +27,15 @@ func (f fakeUsers) Docs() []Doc {
 	return out
 }
 
+func (f fakeUsers) HasUserForContact(_ context.Context, id string) (bool, error) {
+	for _, d := range f.All() {
+		if d["contact_id"] == id {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 func (f fakeUsers) IsServerAdmin(_ context.Context, name string) (bool, error) {
 	return f.admins[name], nil
 }
@@ -254,4 +263,27 @@ func TestCreateUserForContactsReplace(t *testing.T) {
 func jsonOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestCreateUserForContactsRunAgain: a change run again after the user was
+// written (a 409 on the contact's save, a replay after a crash) creates no
+// second user.
+func TestCreateUserForContactsRunAgain(t *testing.T) {
+	contact := Doc{"_id": "p1", "type": "person", "name": "Ann", "phone": "+254712345678", "role": "chw",
+		"parent": map[string]any{"_id": "clinic"}, "user_for_contact": map[string]any{"create": "true"}}
+	main := memdb.New("medic").Load(Doc{"_id": "clinic", "type": "clinic"}, contact)
+	users := fakeUsers{DB: memdb.New("_users")}
+	env := cufcEnv(t, cufcSettings(nil), main, users)
+	for range 2 {
+		ch := &Change{ID: "p1", Doc: hydrated(t, env, "p1"), Info: Doc{}}
+		if changed, err := env.Config.Transitions[0].Run(context.Background(), env, ch); !changed || err != nil {
+			t.Fatalf("Run = %v, %v", changed, err)
+		}
+		if _, ok := ch.Doc["user_for_contact"].(map[string]any)["create"]; ok {
+			t.Fatal("create flag kept")
+		}
+	}
+	if n := len(users.Docs()); n != 1 {
+		t.Fatalf("%d users for one contact", n)
+	}
 }

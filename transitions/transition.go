@@ -136,6 +136,10 @@ type UserStore interface {
 	// IsServerAdmin reports whether name is a server admin (whose password
 	// is never reset).
 	IsServerAdmin(ctx context.Context, name string) (bool, error)
+	// HasUserForContact reports whether a user of the contact exists: a
+	// change run again (after a 409, or replayed after a crash) must not
+	// create a second one.
+	HasUserForContact(ctx context.Context, contactID string) (bool, error)
 }
 
 var _ UserStore = (*couch.Users)(nil)
