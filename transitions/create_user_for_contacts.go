@@ -415,3 +415,23 @@ func randomString(r io.Reader, alphabet string, n int) (string, error) {
 	}
 	return string(out), nil
 }
+
+// DryRun says which users Run would create or replace, writing nothing
+// (sentinel explain has no `_users` to write to, and must not).
+func (createUserForContacts) DryRun(_ context.Context, _ *Env, c *Change) ([]string, error) {
+	ufc := jsv.Map(c.Doc["user_for_contact"])
+	if names := readyReplacements(ufc); len(names) > 0 {
+		var out []string
+		replace := jsv.Map(ufc["replace"])
+		for _, name := range names {
+			rep := jsv.String(jsv.Map(replace[name])["replacement_contact_id"])
+			out = append(out, fmt.Sprintf("replace user %q by a new user for contact %q, with its roles, and reset its password", name, rep))
+		}
+		return out, nil
+	}
+	roles := contactRoles(c.Doc)
+	if len(roles) == 0 {
+		return nil, errors.New("Contact must have a role or roles to create a user")
+	}
+	return []string{fmt.Sprintf("create a user with roles %v for contact %q and send it the login link by SMS", roles, c.ID)}, nil
+}

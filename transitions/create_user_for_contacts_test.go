@@ -287,3 +287,19 @@ func TestCreateUserForContactsRunAgain(t *testing.T) {
 		t.Fatalf("%d users for one contact", n)
 	}
 }
+
+func TestCreateUserForContactsDryRunWritesNothing(t *testing.T) {
+	contact := Doc{"_id": "p1", "type": "person", "name": "Ann", "phone": "+254712345678", "roles": []any{"chw"},
+		"parent": map[string]any{"_id": "clinic"}, "user_for_contact": map[string]any{"create": "true"}}
+	main := memdb.New("medic").Load(Doc{"_id": "clinic", "type": "clinic"}, contact)
+	users := fakeUsers{DB: memdb.New("_users")}
+	env := cufcEnv(t, cufcSettings(nil), main, users)
+	dr := env.Config.Transitions[0].(DryRunner)
+	would, err := dr.DryRun(context.Background(), env, &Change{ID: "p1", Doc: hydrated(t, env, "p1"), Info: Doc{}})
+	if err != nil || len(would) != 1 || !strings.Contains(would[0], "create a user with roles [chw]") {
+		t.Fatalf("DryRun = %q, %v", would, err)
+	}
+	if len(users.Docs()) != 0 || len(main.All()) != 2 {
+		t.Fatal("DryRun wrote")
+	}
+}
