@@ -1,6 +1,7 @@
 package archiving
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -88,7 +89,7 @@ func ReadSettings(s *config.Settings) Settings {
 	text, _ := block["text_expression"].(string)
 	if sched, err := recur.Parse(cronExpr, text); err == nil {
 		out.Schedule = sched
-	} else if err != recur.ErrEmpty {
+	} else if !errors.Is(err, recur.ErrEmpty) {
 		out.ScheduleErr = err
 	}
 	if d, ok := block["duration"].(string); ok {

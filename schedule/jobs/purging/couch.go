@@ -108,11 +108,11 @@ func (s couchSource) Contacts(ctx context.Context, after string, limit int) ([]c
 	return s.docs(ctx, "contacts", paged(map[string]any{}, after, limit))
 }
 
-func (s couchSource) RecordsBySubject(ctx context.Context, subjects []string) ([]couch.Doc, error) {
+func (s couchSource) RecordsBySubject(ctx context.Context, subjects []string, limit int) ([]couch.Doc, error) {
 	if len(subjects) == 0 {
 		return nil, nil
 	}
-	return s.docs(ctx, "by_subject", map[string]any{"keys": subjects})
+	return s.docs(ctx, "by_subject", map[string]any{"keys": subjects, "limit": limit})
 }
 
 func (s couchSource) Unallocated(ctx context.Context, after string, limit int) ([]couch.Doc, error) {

@@ -152,8 +152,9 @@ type Source interface {
 	// Contacts are contact docs with _id after `after`.
 	Contacts(ctx context.Context, after string, limit int) ([]couch.Doc, error)
 	// RecordsBySubject are the data_records whose replication subject is
-	// one of subjects.
-	RecordsBySubject(ctx context.Context, subjects []string) ([]couch.Doc, error)
+	// one of subjects, at most limit of them (memory stays bounded when a
+	// batch has too many).
+	RecordsBySubject(ctx context.Context, subjects []string, limit int) ([]couch.Doc, error)
 	// Unallocated are data_records without a replication subject, _id after `after`.
 	Unallocated(ctx context.Context, after string, limit int) ([]couch.Doc, error)
 	// FinalTasks are ids of tasks in a final state whose emission.endDate
@@ -366,7 +367,7 @@ func (r *run) records(ctx context.Context, src Source, batch []couch.Doc) ([]cou
 	var out []couch.Doc
 	seen := map[string]bool{}
 	for start := 0; start < len(subjects); start += subjectChunk {
-		got, err := src.RecordsBySubject(ctx, subjects[start:min(start+subjectChunk, len(subjects))])
+		got, err := src.RecordsBySubject(ctx, subjects[start:min(start+subjectChunk, len(subjects))], tooManyRecords-len(out))
 		if err != nil {
 			return nil, fmt.Errorf("read records: %w", err)
 		}

@@ -2,6 +2,7 @@ package purging
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -244,12 +245,12 @@ func (m memSource) Contacts(_ context.Context, after string, limit int) ([]couch
 	return m.filter(after, limit, func(d couch.Doc) bool { return ContactTypes[jsv.String(d["type"])] }), nil
 }
 
-func (m memSource) RecordsBySubject(_ context.Context, subjects []string) ([]couch.Doc, error) {
+func (m memSource) RecordsBySubject(_ context.Context, subjects []string, limit int) ([]couch.Doc, error) {
 	want := map[string]bool{}
 	for _, s := range subjects {
 		want[s] = true
 	}
-	return m.filter("", -1, func(d couch.Doc) bool { return d["type"] == "data_record" && want[ReplicationSubject(d)] }), nil
+	return m.filter("", limit, func(d couch.Doc) bool { return d["type"] == "data_record" && want[ReplicationSubject(d)] }), nil
 }
 
 func (m memSource) Unallocated(_ context.Context, after string, limit int) ([]couch.Doc, error) {
@@ -390,13 +391,16 @@ func (s *synthServer) Contacts(_ context.Context, after string, limit int) ([]co
 	return out, nil
 }
 
-func (s *synthServer) RecordsBySubject(_ context.Context, subjects []string) ([]couch.Doc, error) {
+func (s *synthServer) RecordsBySubject(_ context.Context, subjects []string, limit int) ([]couch.Doc, error) {
 	var out []couch.Doc
 	for _, sub := range subjects {
 		if strings.HasPrefix(sub, "p") {
 			continue // reports name the shortcode
 		}
 		for j := range s.perContact {
+			if limit > 0 && len(out) >= limit {
+				return out, nil
+			}
 			out = append(out, couch.Doc{"_id": fmt.Sprintf("r%s-%d", sub, j), "type": "data_record", "form": "V",
 				"reported_date": float64(1e12 + j*1e9), "fields": map[string]any{"patient_id": sub, "temp": 37.5},
 				"contact": map[string]any{"_id": "chw", "parent": map[string]any{"_id": "clinic"}}})
@@ -454,4 +458,45 @@ func peakRSS() int {
 		}
 	}
 	return 0
+}
+
+// TestTooManyRecordsSkipsTheContact: a batch with 20 000 records or more
+// is retried with half as many contacts, and a contact alone with that many
+// is skipped and listed in the purge log.
+func TestTooManyRecordsSkipsTheContact(t *testing.T) {
+	srv := &synthServer{contacts: 3, perContact: 25000, purge: &countPurge{}}
+	logs := &recordPurge{}
+	env := testEnv(map[string]any{"purge": map[string]any{"fn": "function () { return []; }"}}, time.UnixMilli(1000))
+	if err := RunOnce(context.Background(), logSink{srv, logs}, env); err != nil {
+		t.Fatal(err)
+	}
+	if len(logs.docs) != 1 {
+		t.Fatalf("logs %v", logs.docs)
+	}
+	if got := jsonString(logs.docs[0]["skipped_contacts"]); got != `["p0000000","p0000001","p0000002"]` {
+		t.Errorf("skipped_contacts = %s", got)
+	}
+}
+
+type recordPurge struct {
+	countPurge
+	docs []couch.Doc
+}
+
+func (r *recordPurge) Put(_ context.Context, d couch.Doc) error {
+	r.docs = append(r.docs, d)
+	return nil
+}
+
+// logSink is a Server whose sentinel db records the purge logs.
+type logSink struct {
+	*synthServer
+	logs *recordPurge
+}
+
+func (l logSink) Sentinel() PurgeDB { return l.logs }
+
+func jsonString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
