@@ -59,6 +59,9 @@ type Options struct {
 	// HealthStall is how long the feed may not advance, with work pending,
 	// before /healthz fails (default 10 minutes).
 	HealthStall time.Duration
+	// Clock is the wall clock of jobs and transitions; nil means time.Now
+	// (SENTINEL_FAKE_NOW gives a test clock).
+	Clock func() time.Time
 }
 
 // Daemon is the running service.
@@ -130,6 +133,9 @@ func New(opts Options) (*Daemon, error) {
 		cfgChanged: make(chan struct{}, 1), jobsNow: make(chan struct{}, 1), dups: messages.NewDuplicates(),
 		caughtUp: make(chan struct{}), secrets: outbound.NewSecrets(loc.Server, loc.MainDB), started: time.Now(),
 		metrics: newMetrics(), sd: sd}
+	if opts.Clock != nil {
+		d.started = opts.Clock()
+	}
 	d.outbox = d.newOutbox()
 	client.Reach.OnChange(d.reachChanged)
 	d.metrics.couchUp.Set(1)

@@ -30,7 +30,7 @@ func (d *Daemon) follow(ctx context.Context) {
 	proc := &pipeline.Engine{
 		Main: main, Sentinel: d.client.Sentinel, Log: d.log.With().Str("component", "transitions").Logger(),
 		Location: d.opts.Location, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}), Dups: d.dups, Secrets: d.secrets, Observer: d.metrics,
-		PhoneOwner: d.opts.PhoneOwner, Outbox: d.outbox,
+		PhoneOwner: d.opts.PhoneOwner, Outbox: d.outbox, Users: d.client.Users(), Clock: d.opts.Clock,
 	}
 	cp := couch.NewCheckpoint(d.client.Sentinel)
 	var indexOnce sync.Once

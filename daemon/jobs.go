@@ -3,11 +3,16 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
+	"sentinel-go/config"
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
 	"sentinel-go/schedule/jobs"
+	"sentinel-go/schedule/jobs/archiving"
+	"sentinel-go/schedule/jobs/purging"
+	"sentinel-go/schedule/jobs/usermeta"
 )
 
 // runJobs runs every job at start, every JobInterval and whenever RunJobs
@@ -42,7 +47,7 @@ func (d *Daemon) runJobs(ctx context.Context) {
 func (d *Daemon) runAllJobs(ctx context.Context, run int) {
 	log := d.log.With().Str("component", "jobs").Logger()
 	if cfg := d.cfg.Load(); cfg != nil && !cfg.Valid() {
-		log.Error().Msg("Transitions are disabled. " + cfg.ErrorSummary())
+		log.Error().Msg(disabledMessage(cfg.Problems))
 	}
 	cfg := d.cfg.Load()
 	if cfg == nil {
@@ -50,7 +55,7 @@ func (d *Daemon) runAllJobs(ctx context.Context, run int) {
 	}
 	env := &jobs.Env{Main: d.client.Main, Sentinel: d.client.Sentinel, Client: d.client,
 		Settings: cfg.Settings, Translations: cfg.Translations, Location: d.opts.Location, Log: log, Dups: d.dups, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}),
-		Secrets: d.secrets, Outbound: d.outbox, Started: d.started, Run: run}
+		Secrets: d.secrets, Outbound: d.outbox, Started: d.started, Run: run, Clock: d.opts.Clock}
 	for _, j := range d.opts.Jobs {
 		if ctx.Err() != nil {
 			return
@@ -83,5 +88,49 @@ func safeJob(ctx context.Context, env *jobs.Env, j jobs.Job) (err error) {
 	return j.Run(ctx, env)
 }
 
-// DefaultJobs is the daemon's job registry, in run order.
-func DefaultJobs() []jobs.Job { return jobs.Default() }
+// DefaultJobs is the daemon's job registry, in run order: the tick jobs,
+// then those that a tick only arms on their own timer. Each call makes new
+// job values (the timed ones hold their timer).
+func DefaultJobs() []jobs.Job {
+	return append(jobs.Default(), purging.New(), archiving.New(), usermeta.New())
+}
+
+// FakeClock is the test clock of SENTINEL_FAKE_NOW: iso at start, running
+// on in real time.
+func FakeClock(iso string) (func() time.Time, error) { return jobs.FakeClock(iso, time.Now) }
+
+// disabledMessage is the line each tick logs while no valid config runs
+// (jobs.md §4): "Transitions are disabled" and the last load error, in the
+// reference's words for an unknown transition and a transition that failed
+// to load.
+func disabledMessage(problems []config.Problem) string {
+	var last *config.Problem
+	for i := range problems {
+		if problems[i].Severity == config.Error {
+			last = &problems[i]
+		}
+	}
+	const prefix = "Transitions are disabled"
+	if last == nil {
+		return prefix
+	}
+	key, isKey := strings.CutPrefix(last.Path, "transitions.")
+	switch {
+	case strings.HasPrefix(last.Message, "Unknown transition"):
+		return prefix + ". " + last.Message
+	case isKey && key != "" && !strings.Contains(key, "."):
+		return fmt.Sprintf("%s. Failed loading transition %q. This is likely due to an error in the transition configuration. Please check your configuration.. %s",
+			prefix, key, last.Message)
+	case last.Path != "":
+		return prefix + ". " + last.Path + ": " + last.Message
+	}
+	return prefix + ". " + last.Message
+}
+
+// CheckJobs reports the problems of the jobs' settings, as check-config
+// shows them: reminders, the purge function and schedule, the archive block.
+func CheckJobs(s *config.Settings) []config.Problem {
+	_, problems := jobs.ParseReminders(s)
+	problems = append(problems, purging.Check(s)...)
+	return append(problems, archiving.Check(s)...)
+}

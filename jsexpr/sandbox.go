@@ -332,3 +332,9 @@ func (e *evaluation) position(se *ScriptError, stack []goja.StackFrame) {
 		return
 	}
 }
+
+// Fork returns a new Sandbox with the same bounds, for another goroutine
+// (a job that runs on its own timer beside the others).
+func (s *Sandbox) Fork() *Sandbox {
+	return &Sandbox{timeout: s.timeout, maxStack: s.maxStack}
+}

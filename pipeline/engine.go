@@ -64,6 +64,8 @@ type Engine struct {
 	// the same codes even when a change is processed in the middle of
 	// another one).
 	RandFor func(ch couch.Change) io.Reader
+	// Users is the server's `_users` database (create_user_for_contacts).
+	Users transitions.UserStore
 
 	recent recentWrites // info docs of the last group commits' writes
 }
@@ -231,7 +233,7 @@ func (p *Engine) processHeld(ctx context.Context, b *Batch, cfg *transitions.Con
 	// The duplicate counter sees this attempt's messages at once; an
 	// abandoned attempt takes them back (Batch.abandon, handBack).
 	b.cur.dups = p.Dups.Attempt()
-	env := &transitions.Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: b.cur.dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner, Outbox: p.Outbox, Rand: p.rand(ch)}
+	env := &transitions.Env{Config: cfg, Store: b.store, Sentinel: b.sentinel, JS: p.JS, Hydrator: h, Log: p.Log, Now: p.now(cfg), Location: p.location(), Dups: b.cur.dups, Secrets: p.Secrets, PhoneOwner: p.PhoneOwner, Outbox: p.Outbox, Rand: p.rand(ch), Users: p.Users}
 	c := &transitions.Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: doc, Info: info}
 	records := jsv.CloneMap(jsv.Map(info["transitions"]))
 	if records == nil {

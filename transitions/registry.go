@@ -39,7 +39,7 @@ var order = []entry{
 	{name: "resolve_pending", make: newResolvePending},
 	{name: "muting", make: newMuting},
 	{name: "mark_for_outbound", make: newMarkForOutbound},
-	{name: "create_user_for_contacts"},
+	{name: "create_user_for_contacts", make: newCreateUserForContacts},
 }
 
 // noOps are keys accepted for old deployments, with a warning, doing nothing.

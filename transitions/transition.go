@@ -123,7 +123,26 @@ type Env struct {
 	// Rand is the source of random bytes of shortcodes and message uuids;
 	// nil means crypto/rand.
 	Rand io.Reader
+	// Users is the server's `_users` database (create_user_for_contacts);
+	// nil where users cannot be written (sentinel explain).
+	Users UserStore
 }
+
+// UserStore is the server's `_users` database as CHT's user layer uses it.
+// *couch.Users implements it.
+type UserStore interface {
+	Get(ctx context.Context, id string) (Doc, error)
+	Put(ctx context.Context, doc Doc) error
+	// IsServerAdmin reports whether name is a server admin (whose password
+	// is never reset).
+	IsServerAdmin(ctx context.Context, name string) (bool, error)
+	// HasUserForContact reports whether a user of the contact exists: a
+	// change run again (after a 409, or replayed after a crash) must not
+	// create a second one.
+	HasUserForContact(ctx context.Context, contactID string) (bool, error)
+}
+
+var _ UserStore = (*couch.Users)(nil)
 
 // Outbox takes the outbound pushes of a change, to be sent by a worker; it
 // never blocks on the network. *outbound.Queue implements it.

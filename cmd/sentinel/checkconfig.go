@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"sentinel-go/config"
-	"sentinel-go/schedule/jobs"
+	"sentinel-go/daemon"
 	"sentinel-go/transitions"
 )
 
@@ -66,9 +66,8 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 // checkSettings is every check of check-config on parsed app_settings.
 func checkSettings(raw map[string]any, tr config.Translations) []config.Problem {
 	problems := transitions.Check(raw, tr)
-	// Jobs' configs (reminders: cron and text expressions) are checked too.
-	_, rp := jobs.ParseReminders(config.NewSettings(raw))
-	return append(problems, rp...)
+	// Jobs' configs (reminders, purge, archive) are checked too.
+	return append(problems, daemon.CheckJobs(config.NewSettings(raw))...)
 }
 
 // report prints the problems, as text or JSON, and returns the exit code:

@@ -132,10 +132,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sentinel:", err)
 		return 2
 	}
+	var clock func() time.Time
+	if fake := os.Getenv("SENTINEL_FAKE_NOW"); fake != "" {
+		// The conformance runner's test clock (jobs.md §0).
+		c, err := daemon.FakeClock(fake)
+		if err != nil {
+			fmt.Fprintln(stderr, "sentinel:", err)
+			return 2
+		}
+		clock = c
+	}
 	d, err := daemon.New(daemon.Options{
 		CouchURL: *couchURL, SentinelDB: *sentinelDB, Log: log,
 		ExprTimeout: *exprTimeout, JobInterval: *jobInterval, Jobs: daemon.DefaultJobs(),
 		Listen: *listen, ListenOptional: !flagSet(fs, "listen"), HealthStall: *healthStall, PhoneOwner: owner,
+		Clock: clock,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)

@@ -162,3 +162,44 @@ func cronLatest(s cron.Schedule, a, n time.Time) (time.Time, bool) {
 		found = t
 	}
 }
+
+// nextHorizon bounds how far ahead Next looks.
+const nextHorizon = 8 * 366 * 24 * time.Hour
+
+// Next returns the first scheduled time at or after from, to the second
+// (from's fraction of a second is dropped), reading the schedule in loc
+// (nil: UTC); false when there is none within eight years. It is built on
+// Latest: the window (from-1s, x] holds an occurrence for every x past the
+// first one, so the first is found by widening, then halving, the window.
+func (s Schedule) Next(from time.Time, loc *time.Location) (time.Time, bool) {
+	if s.IsZero() {
+		return time.Time{}, false
+	}
+	start := from.Truncate(time.Second)
+	after := start.Add(-time.Second)
+	hi := time.Second
+	for {
+		if _, ok := s.Latest(after, start.Add(hi-time.Second), loc); ok {
+			break
+		}
+		if hi > nextHorizon {
+			return time.Time{}, false
+		}
+		hi *= 2
+	}
+	// The first occurrence is in [start+lo, start+hi-1s], whole seconds.
+	lo := time.Duration(0)
+	if hi > time.Second {
+		lo = hi / 2
+	}
+	for lo < hi-time.Second {
+		mid := lo + (hi-lo)/2
+		mid = mid.Truncate(time.Second)
+		if _, ok := s.Latest(after, start.Add(mid-time.Second), loc); ok {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return s.Latest(after, start.Add(hi-time.Second), loc)
+}

@@ -234,3 +234,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestNext(t *testing.T) {
+	from := time.Date(2024, 5, 1, 1, 59, 40, 500e6, time.UTC) // a Wednesday
+	cases := []struct {
+		cron, text string
+		want       time.Time
+	}{
+		{"", "every 1 seconds", time.Date(2024, 5, 1, 1, 59, 40, 0, time.UTC)},
+		{"", "at 02:00", time.Date(2024, 5, 1, 2, 0, 0, 0, time.UTC)},
+		{"", "at 01:00", time.Date(2024, 5, 2, 1, 0, 0, 0, time.UTC)},
+		{"", "at 02:00 on Sun", time.Date(2024, 5, 5, 2, 0, 0, 0, time.UTC)},
+		{"0 2 * * *", "", time.Date(2024, 5, 1, 2, 0, 0, 0, time.UTC)},
+		{"59 1 * * *", "", time.Date(2024, 5, 2, 1, 59, 0, 0, time.UTC)},
+		{"0 0 1 1 *", "", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)},
+	}
+	for _, c := range cases {
+		s, err := Parse(c.cron, c.text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := s.Next(from, time.UTC)
+		if !ok || !got.Equal(c.want) {
+			t.Errorf("Next(%q%q) = %v %v, want %v", c.cron, c.text, got, ok, c.want)
+		}
+	}
+	if _, ok := (Schedule{}).Next(from, time.UTC); ok {
+		t.Error("the zero schedule has a next time")
+	}
+}
