@@ -3,7 +3,6 @@ package transitions
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
@@ -258,11 +257,6 @@ func TestCreateUserForContactsReplace(t *testing.T) {
 			}
 		})
 	}
-}
-
-func jsonOf(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }
 
 // TestCreateUserForContactsRunAgain: a change run again after the user was

@@ -16,12 +16,9 @@ const conformanceDir = "../../../shared/conformance"
 // invalidScenarios are the conformance scenarios whose settings are meant to
 // be refused (or to carry what check-config calls an error), with why.
 var invalidScenarios = map[string]string{
-	"conditional_alerts :: should be skipped when transition is disabled":                        "a condition that is not a string (true)",
-	"conditional_alerts :: should be skipped when no matching config":                            "a condition that is not a string (true)",
-	"create_user_for_contacts :: creates a user, its settings and a login SMS for a new contact": "create_user_for_contacts is not supported",
-	"create_user_for_contacts :: a contact without a role gets an error and no user":             "create_user_for_contacts is not supported",
-	"create_user_for_contacts :: an existing contact marked later does not get a user":           "create_user_for_contacts is not supported",
-	"messages :: outgoing_deny_with_alphas must be boolean true":                                 `outgoing_deny_with_alphas is the string "true", which the daemon reads as false`,
+	"conditional_alerts :: should be skipped when transition is disabled": "a condition that is not a string (true)",
+	"conditional_alerts :: should be skipped when no matching config":     "a condition that is not a string (true)",
+	"messages :: outgoing_deny_with_alphas must be boolean true":          `outgoing_deny_with_alphas is the string "true", which the daemon reads as false`,
 }
 
 // TestCheckConfigConformanceSettings runs check-config's checks over the
