@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"runtime"
 	"strings"
@@ -15,7 +16,7 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- run(args, &out, &errOut) }()
+	go func() { done <- run(context.Background(), args, &out, &errOut) }()
 	select {
 	case code = <-done:
 	case <-time.After(5 * time.Second):

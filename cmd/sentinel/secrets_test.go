@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func TestNoCredentialInOutput(t *testing.T) {
 	for _, c := range cases {
 		var out, errOut bytes.Buffer
 		code := make(chan int, 1)
-		go func() { code <- run(c.args, &out, &errOut) }()
+		go func() { code <- run(context.Background(), c.args, &out, &errOut) }()
 		select {
 		case got := <-code:
 			if got != c.code {
