@@ -476,7 +476,7 @@ func (q *Queue) recorder(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			q.Log.Warn().Err(err).Dur("retry_in", wait).Msg("Could not record outbound pushes; retrying")
+			q.Log.Warn().Err(err).Dur("retry_in_ms", wait).Msg("Could not record outbound pushes; retrying")
 			select {
 			case <-ctx.Done():
 				return

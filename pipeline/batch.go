@@ -308,8 +308,8 @@ func (p *Engine) commit(ctx context.Context, b *Batch) error {
 	}
 	saved := time.Now()
 	defer func() {
-		p.Log.Debug().Int("changes", len(held)).Dur("journals", journaled.Sub(started)).Dur("docs", saved.Sub(journaled)).
-			Dur("infos", time.Since(saved)).Msg("Batch committed")
+		p.Log.Debug().Int("changes", len(held)).Dur("journals_ms", journaled.Sub(started)).Dur("docs_ms", saved.Sub(journaled)).
+			Dur("infos_ms", time.Since(saved)).Msg("Batch committed")
 	}()
 	var finals []transitions.Doc
 	var finalOf []*heldChange

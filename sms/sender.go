@@ -40,7 +40,7 @@ type senderState struct {
 // SendInterval, until ctx is cancelled. Runs never overlap: the next one is
 // timed from the end of the previous one.
 func (s *Service) RunSender(ctx context.Context) error {
-	s.log.Info().Dur("interval", s.opts.SendInterval).Msg("SMS sender started")
+	s.log.Info().Dur("interval_ms", s.opts.SendInterval).Msg("SMS sender started")
 	st := &senderState{retries: map[string]*retry{}}
 	t := time.NewTimer(s.opts.FirstSendDelay)
 	defer t.Stop()
