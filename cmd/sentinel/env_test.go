@@ -11,10 +11,6 @@ import (
 	"time"
 )
 
-// offlineCouch is a COUCH_URL nothing answers: a daemon started on it
-// retries until its context ends.
-const offlineCouch = "http://admin:pass@127.0.0.1:1/medic"
-
 // runFor runs the command line for at most d, then cancels it as SIGTERM
 // would: a daemon that started returns 0 then.
 func runFor(t *testing.T, d time.Duration, args ...string) (code int, stdout, stderr string) {
@@ -101,7 +97,7 @@ func TestInvalidValuesFromEnvironment(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.env+"="+c.value, func(t *testing.T) {
-			t.Setenv("COUCH_URL", offlineCouch)
+			t.Setenv("COUCH_URL", offlineURL)
 			t.Setenv(c.env, c.value)
 			args := c.args
 			if args == nil {
@@ -125,7 +121,7 @@ func TestEnvironmentAppliesAndFlagsWin(t *testing.T) {
 	}
 	defer taken.Close()
 	addr := taken.Addr().String()
-	t.Setenv("COUCH_URL", offlineCouch)
+	t.Setenv("COUCH_URL", offlineURL)
 	t.Setenv("SENTINEL_LISTEN", addr)
 	t.Setenv("SENTINEL_LOG_FORMAT", "console")
 
