@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -151,5 +152,20 @@ func TestDefaultListenIsNoPrometheusPort(t *testing.T) {
 	port, _ := strconv.Atoi(m[1])
 	if port >= 9090 && port <= 10200 {
 		t.Errorf("default --listen port %d is in the Prometheus allocations", port)
+	}
+	// The same address everywhere it is written down.
+	for _, f := range []string{"../../packaging/sentinel.service", "../../packaging/sentinel.env.example",
+		"../../README.md", "../../Makefile", "../../scripts/demo.sh", "../../scripts/demo.py"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), ":9090") {
+			t.Errorf("%s still names port 9090", f)
+		}
+	}
+	unit, _ := os.ReadFile("../../packaging/sentinel.service")
+	if !strings.Contains(string(unit), "--listen 127.0.0.1:"+m[1]) {
+		t.Errorf("the unit does not listen on the default address 127.0.0.1:%s", m[1])
 	}
 }
