@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sentinel-go/couch/couchtest"
 )
 
 // runFor runs the command line for at most d, then cancels it as SIGTERM
@@ -18,7 +19,7 @@ func runFor(t *testing.T, d time.Duration, args ...string) (code int, stdout, st
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	var out, errOut bytes.Buffer
+	var out, errOut couchtest.LogBuffer // written by the daemon's goroutines
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, &out, &errOut) }()
 	select {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sentinel-go/couch/couchtest"
 )
 
 // Credentials planted by plantSecrets: the password of COUCH_URL, SMS and
@@ -94,7 +95,7 @@ func TestNoCredentialInOutput(t *testing.T) {
 		for k, v := range c.env {
 			t.Setenv(k, v)
 		}
-		var out, errOut bytes.Buffer
+		var out, errOut couchtest.LogBuffer // written by the daemon's goroutines
 		code := make(chan int, 1)
 		go func() { code <- run(context.Background(), c.args, &out, &errOut) }()
 		select {
