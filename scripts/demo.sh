@@ -4,17 +4,19 @@
 # what it did per doc, then stop everything.
 #
 # It shares nothing with other servers or daemons on the machine: PouchDB
-# Server gets a free port (DEMO_PORT to choose one) and the daemon serves no
+# Server gets a free port (DEMO_PORT to choose one) and its own state
+# directory (kept afterwards, for the daemon's log), and the daemon serves no
 # /metrics (--listen ''), so neither can collide with a port in use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SENTINEL_BIN:-./bin/sentinel}
 PORT=${DEMO_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
-export POUCHDB_STATE=${TMPDIR:-/tmp}/sentinel-go-demo
+# A state directory of its own: a fixed one would be shared with (and its
+# server stopped by) another demo running on the machine.
+export POUCHDB_STATE=$(mktemp -d "${TMPDIR:-/tmp}/sentinel-go-demo.XXXXXX")
 DB=demo
 LOG=$POUCHDB_STATE/sentinel.log
 
-scripts/pouchdb.sh stop >/dev/null 2>&1 || true
 URL=$(scripts/pouchdb.sh start "$PORT")
 pid=""
 cleanup() {

@@ -4,7 +4,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -33,8 +32,14 @@ func TestDemo(t *testing.T) {
 	cmd.Env = append(os.Environ(), "SENTINEL_BIN="+bin, "TMPDIR="+tmp, "DEMO_PORT=")
 	outb, err := cmd.CombinedOutput()
 	out := string(outb)
-	logb, _ := os.ReadFile(filepath.Join(tmp, "sentinel-go-demo", "sentinel.log"))
-	log := string(logb)
+	var log string
+	if m := regexp.MustCompile(`# starting sentinel \(log: (\S+)\)`).FindStringSubmatch(out); m != nil {
+		logb, _ := os.ReadFile(m[1])
+		log = string(logb)
+	}
+	if !strings.Contains(log, "Stopped") {
+		t.Errorf("no daemon log found (or the daemon did not stop): %q", log)
+	}
 	if err != nil {
 		t.Fatalf("demo failed: %v\n%s\nlog:\n%s", err, out, log)
 	}
