@@ -55,27 +55,52 @@ def wait_processed(server, db, ids, timeout=60):
     return False
 
 
+def shown(value):
+    """A short form of a field's value for the table."""
+    if isinstance(value, dict):
+        return value.get('_id') or '{...}'
+    if isinstance(value, list):
+        return '[%d]' % len(value)
+    return str(value)
+
+
+def changes(loaded, doc):
+    """What the daemon changed in doc: the fields that differ from the doc as
+    the demo loaded it (its tasks are listed below its row)."""
+    what = []
+    for key in sorted(set(doc) | set(loaded)):
+        if key in ('_id', '_rev', 'tasks', 'scheduled_tasks') or loaded.get(key) == '$now':
+            continue
+        if key not in doc:
+            what.append('-%s' % key)
+        elif key == 'errors' and doc[key] != loaded.get(key):
+            what += ['error %s' % e.get('code') for e in doc[key] if e not in (loaded.get(key) or [])]
+        elif doc[key] == loaded.get(key):
+            continue
+        elif isinstance(loaded.get(key), dict) and isinstance(doc[key], dict) and loaded[key].get('_id') and doc[key].get('_id') == loaded[key]['_id']:
+            what.append('%s=%s (with its lineage)' % (key, shown(doc[key])))
+        else:
+            what.append('%s=%s' % (key, shown(doc[key])))
+    return what
+
+
 def report(server, db, folder):
-    ids = [d['_id'] for d in json.load(open(os.path.join(folder, 'docs.json')))]
+    loaded = json.load(open(os.path.join(folder, 'docs.json')))
+    ids = [d['_id'] for d in loaded]
     if not wait_processed(server, db, ids):
         print('the daemon did not finish in time; see its log')
         sys.exit(1)
     time.sleep(0.5)
     print()
-    print('%-10s %-18s %-46s %s' % ('DOC', 'TYPE', 'TRANSITIONS', 'WHAT CHANGED'))
+    print('%-10s %-18s %-46s %s' % ('DOC', 'TYPE', 'TRANSITIONS', 'WHAT THE DAEMON CHANGED'))
     print('-' * 100)
-    for doc_id in ids:
+    for before in loaded:
+        doc_id = before['_id']
         doc = request('%s/%s/%s' % (server, db, doc_id)) or {}
         info = request('%s/%s-sentinel/%s-info' % (server, db, doc_id)) or {}
         ran = ', '.join(sorted((info.get('transitions') or {}).keys())) or '-'
-        what = []
-        for key in ('patient_id', 'place_id', 'sent_by', 'case_id'):
-            if key in doc:
-                what.append('%s=%s' % (key, doc[key]))
-        if doc.get('errors'):
-            what += ['error %s' % e.get('code') for e in doc['errors']]
         kind = doc.get('form') or doc.get('type', '')
-        print('%-10s %-18s %-46s %s' % (doc_id, kind, ran, '; '.join(what) or '-'))
+        print('%-10s %-18s %-46s %s' % (doc_id, kind, ran, '; '.join(changes(before, doc)) or '-'))
         for task in doc.get('tasks') or []:
             for m in task.get('messages') or []:
                 print('%-10s   reply   [%s] to %s: %s' % ('', task.get('state'), m.get('to'), m.get('message', m.get('error'))))
@@ -89,9 +114,6 @@ def report(server, db, folder):
         if d.get('source_id'):
             print('\n%s created %s %s "%s" (%s) under %s' % (d['source_id'], d.get('type'), d['_id'][:8], d.get('name', ''),
                   d.get('patient_id') or d.get('place_id'), (d.get('parent') or {}).get('_id')))
-    dead = [d for d in (request('%s/%s/mary' % (server, db)),) if d and 'date_of_death' in d]
-    for d in dead:
-        print('\nmary now has date_of_death=%s (set by death_reporting from death1)' % d['date_of_death'])
 
 
 if __name__ == '__main__':

@@ -2,14 +2,21 @@
 # make demo: start PouchDB Server on 127.0.0.1, load testdata/demo/ settings,
 # translations and docs, run the daemon until the backlog is processed, print
 # what it did per doc, then stop everything.
+#
+# It shares nothing with other servers or daemons on the machine: PouchDB
+# Server gets a free port (DEMO_PORT to choose one) and its own state
+# directory (kept afterwards, for the daemon's log), and the daemon serves no
+# /metrics (--listen ''), so neither can collide with a port in use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PORT=${DEMO_PORT:-5989}
-export POUCHDB_STATE=${TMPDIR:-/tmp}/sentinel-go-demo
+BIN=${SENTINEL_BIN:-./bin/sentinel}
+PORT=${DEMO_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+# A state directory of its own: a fixed one would be shared with (and its
+# server stopped by) another demo running on the machine.
+export POUCHDB_STATE=$(mktemp -d "${TMPDIR:-/tmp}/sentinel-go-demo.XXXXXX")
 DB=demo
 LOG=$POUCHDB_STATE/sentinel.log
 
-scripts/pouchdb.sh stop >/dev/null 2>&1 || true
 URL=$(scripts/pouchdb.sh start "$PORT")
 pid=""
 cleanup() {
@@ -20,6 +27,6 @@ trap cleanup EXIT
 
 python3 scripts/demo.py load "$URL" "$DB" testdata/demo
 echo "# starting sentinel (log: $LOG)"
-COUCH_URL="$URL/$DB" ./bin/sentinel --log-format console >"$LOG" 2>&1 &
+COUCH_URL="$URL/$DB" "$BIN" --log-format console --listen '' >"$LOG" 2>&1 &
 pid=$!
 python3 scripts/demo.py report "$URL" "$DB" testdata/demo

@@ -1,21 +1,23 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"net"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"sentinel-go/couch/couchtest"
 )
 
 // runCLI runs the command line, failing the test if it does not return
 // within 5 s (a daemon was started).
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
+	var out, errOut couchtest.LogBuffer // written by the daemon's goroutines
 	done := make(chan int, 1)
-	go func() { done <- run(args, &out, &errOut) }()
+	go func() { done <- run(context.Background(), args, &out, &errOut) }()
 	select {
 	case code = <-done:
 	case <-time.After(5 * time.Second):

@@ -28,19 +28,27 @@ func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	asJSON := fs.Bool("json", false, "print the explanation as JSON")
 	couchURL, sentinelDB := dbFlags(fs)
 	exprTimeout := fs.Duration("expr-timeout", 100*time.Millisecond, "time bound of each config expression evaluation")
+	// The daemon's settings it shares, from the same variables; --json is
+	// a choice of this one run, not a setting.
+	settings := []string{"couch-url", "sentinel-db", "expr-timeout"}
+	withEnv(fs, settings...)
 	const head = "Usage: sentinel explain [--json] [--couch-url URL] DOCID\n\nRuns the configured transitions on one doc in memory and prints what they would do; writes nothing.\n"
 	if code, ok := parseArgs(fs, head, args, stdout, stderr); !ok {
 		return code
-	}
-	if err := positive("expr-timeout", *exprTimeout); err != nil {
-		fmt.Fprintln(stderr, "sentinel explain:", err)
-		return 2
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return 2
 	}
-	envDefaults(couchURL, sentinelDB)
+	from, err := fromEnv(fs, settings...)
+	if err != nil {
+		fmt.Fprintln(stderr, "sentinel explain:", err)
+		return 2
+	}
+	if err := positive(from.label("expr-timeout"), *exprTimeout); err != nil {
+		fmt.Fprintln(stderr, "sentinel explain:", err)
+		return 2
+	}
 	if *couchURL == "" {
 		fmt.Fprintln(stderr, "sentinel explain: COUCH_URL is not set (or pass --couch-url)")
 		return 2
@@ -70,7 +78,7 @@ func explainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		return 1
 	}
-	log, _ := newLogger("console", "warn", stderr)
+	log, _ := newLogger("console", "warn", nil, stderr)
 	ex, err := pipeline.Explain(ctx, pipeline.ExplainOptions{
 		Config: cfg, Main: client.Main, Sentinel: client.Sentinel, DocID: fs.Arg(0),
 		JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: *exprTimeout}), Log: log,

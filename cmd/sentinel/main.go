@@ -23,7 +23,7 @@ import (
 	"sentinel-go/transitions"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) }
 
 const usage = `sentinel-go: runs CHT Sentinel transitions on a CouchDB database.
 
@@ -34,10 +34,14 @@ Usage:
   sentinel explain [--json] DOCID       show what the transitions would do to a doc, writing nothing
   sentinel --version                    print the version and VCS revision
 
-Environment (flags override):
-  COUCH_URL     main database URL with credentials, e.g. http://admin:pass@localhost:5984/medic
-  SENTINEL_DB   sentinel database name (default: <main db>-sentinel)
-  TZ            time zone of date arithmetic (offsets, windows, day boundaries)
+Environment:
+  Every flag can be set by the environment variable named on its line below:
+  SENTINEL_ and the flag in upper snake case (SENTINEL_JOB_INTERVAL=10m), but
+  COUCH_URL and SENTINEL_DB, the names the CHT Sentinel reads. A flag given on
+  the command line wins over its variable. Also read:
+  TZ                      time zone of date arithmetic (offsets, windows, day boundaries)
+  SENTINEL_SECRET_<KEY>   a credential of outbound pushes or SMS aggregators (e.g. SENTINEL_SECRET_RAPIDPRO_OUTGOING)
+  SENTINEL_SECRETS_FILE   a JSON file of credentials {"<key>": "<secret>"}
 
 Signals:
   SIGTERM, SIGINT  finish the change in hand, write the checkpoint, exit 0
@@ -54,33 +58,28 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 }
 
 // dbFlags declares --couch-url and --sentinel-db. Their environment
-// variables are read after parsing (envDefaults), never shown as the flags'
+// variables are read after parsing (fromEnv), never shown as the flags'
 // defaults: --help and usage errors would print the password of COUCH_URL.
 func dbFlags(fs *flag.FlagSet) (couchURL, sentinelDB *string) {
-	couchURL = fs.String("couch-url", "", "main database URL with credentials (env COUCH_URL)")
-	sentinelDB = fs.String("sentinel-db", "", "sentinel database (env SENTINEL_DB; default <db>-sentinel)")
+	couchURL = fs.String("couch-url", "", "main database URL with credentials, e.g. http://admin:pass@localhost:5984/medic")
+	sentinelDB = fs.String("sentinel-db", "", "sentinel database (default <db>-sentinel, created if missing)")
 	return couchURL, sentinelDB
 }
 
-// envDefaults fills the flags of dbFlags the command line left empty from
-// COUCH_URL and SENTINEL_DB.
-func envDefaults(couchURL, sentinelDB *string) {
-	for _, f := range []struct {
-		v    *string
-		name string
-	}{{couchURL, "COUCH_URL"}, {sentinelDB, "SENTINEL_DB"}} {
-		if *f.v == "" {
-			*f.v = os.Getenv(f.name)
-		}
-	}
-}
+// DefaultListen is the default --listen address. Not 9090 (Prometheus
+// itself), nor 9091-9999 (the Prometheus ecosystem and its exporters, a
+// range the Prometheus default port allocations list has filled) or the
+// allocations that went on above 10000: a Prometheus server or an exporter
+// on the same host must not keep the daemon's metrics from starting.
+const DefaultListen = "127.0.0.1:7988"
 
-func run(args []string, stdout, stderr io.Writer) int {
+// run is the command line. ctx ending stops the daemon as SIGTERM does.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "check-config" {
 		return checkConfig(args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "explain" {
-		return explainCmd(context.Background(), args[1:], stdout, stderr)
+		return explainCmd(ctx, args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("sentinel", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -89,13 +88,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	exprTimeout := fs.Duration("expr-timeout", 100*time.Millisecond, "time bound of each config expression evaluation")
 	jobInterval := fs.Duration("job-interval", 5*time.Minute, "how often the scheduled jobs run")
-	listen := fs.String("listen", "127.0.0.1:9090", "address of /metrics, /healthz and /readyz (empty disables)")
+	listen := fs.String("listen", DefaultListen, "address of /metrics, /healthz and /readyz (empty disables)")
 	phoneOwner := fs.String("phone-owner", "smallest-id", "who a phone number shared by contacts belongs to: smallest-id (CHT) or first-registrant (earliest reported_date)")
 	healthStall := fs.Duration("health-stall", 10*time.Minute, "/healthz fails when the feed has not advanced for this long with changes pending")
 	var smsf smsFlags
 	fs.StringVar(&smsf.listen, "sms-listen", "", "address of the SMS API for CHT Gateway, RapidPro and Africa's Talking (empty: off)")
 	fs.BoolVar(&smsf.send, "sms-send", false, "send pending messages through sms.outgoing_service (rapidpro, africas-talking) and poll their statuses")
 	showVersion := fs.Bool("version", false, "print the version and VCS revision, and exit")
+	// Every flag but --version, which is an action, not a setting.
+	settings := []string{"couch-url", "sentinel-db", "log-format", "log-level", "expr-timeout", "job-interval",
+		"listen", "phone-owner", "health-stall", "sms-listen", "sms-send"}
+	withEnv(fs, settings...)
 	if code, ok := parseArgs(fs, usage, args, stdout, stderr); !ok {
 		return code
 	}
@@ -108,8 +111,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sentinel: unknown command or argument %q (commands: check-config, explain; see --help)\n", fs.Arg(0))
 		return 2
 	}
-	envDefaults(couchURL, sentinelDB)
-	log, err := newLogger(*logFormat, *logLevel, stderr)
+	from, err := fromEnv(fs, settings...)
+	if err != nil {
+		fmt.Fprintln(stderr, "sentinel:", err)
+		return 2
+	}
+	log, err := newLogger(*logFormat, *logLevel, from, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)
 		return 2
@@ -118,7 +125,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		name string
 		v    time.Duration
 	}{{"job-interval", *jobInterval}, {"expr-timeout", *exprTimeout}, {"health-stall", *healthStall}} {
-		if err := positive(f.name, f.v); err != nil {
+		if err := positive(from.label(f.name), f.v); err != nil {
 			fmt.Fprintln(stderr, "sentinel:", err)
 			return 2
 		}
@@ -129,7 +136,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	owner, err := transitions.ParsePhoneOwner(*phoneOwner)
 	if err != nil {
-		fmt.Fprintln(stderr, "sentinel:", err)
+		fmt.Fprintf(stderr, "sentinel: %s: %v\n", from.label("phone-owner"), err)
 		return 2
 	}
 	var clock func() time.Time
@@ -145,6 +152,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	d, err := daemon.New(daemon.Options{
 		CouchURL: *couchURL, SentinelDB: *sentinelDB, Log: log,
 		ExprTimeout: *exprTimeout, JobInterval: *jobInterval, Jobs: daemon.DefaultJobs(),
+		// Set on the command line or in the environment, the address is
+		// required; the default is not (several daemons on one machine).
 		Listen: *listen, ListenOptional: !flagSet(fs, "listen"), HealthStall: *healthStall, PhoneOwner: owner,
 		Clock: clock,
 	})
@@ -176,12 +185,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
 	go func() {
-		for s := range sigs {
+		for {
+			var s os.Signal
+			select {
+			case <-ctx.Done():
+				return
+			case s = <-sigs:
+			}
 			if s == syscall.SIGUSR2 {
 				log.Info().Str("component", "daemon").Msg("SIGUSR2: running scheduled jobs now")
 				d.RunJobs()
@@ -246,18 +262,20 @@ func versionLine() string {
 	return fmt.Sprintf("sentinel-go %s revision %s %s", b.Version, rev, b.GoVersion)
 }
 
-// positive rejects a zero or negative duration flag at start.
-func positive(name string, v time.Duration) error {
+// positive rejects a zero or negative duration at start; label names the
+// flag (origins.label).
+func positive(label string, v time.Duration) error {
 	if v <= 0 {
-		return fmt.Errorf("--%s must be a positive duration such as 5m or 100ms (got %s)", name, v)
+		return fmt.Errorf("%s must be a positive duration such as 5m or 100ms (got %s)", label, v)
 	}
 	return nil
 }
 
-func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
+// newLogger is the daemon's logger; from names the flags in its errors.
+func newLogger(format, level string, from origins, w io.Writer) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
-		return zerolog.Logger{}, fmt.Errorf("bad --log-level %q", level)
+		return zerolog.Logger{}, fmt.Errorf("bad %s %q (debug, info, warn or error)", from.label("log-level"), level)
 	}
 	var out io.Writer = w
 	switch format {
@@ -269,7 +287,7 @@ func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
 		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: true}
 	case "json":
 	default:
-		return zerolog.Logger{}, fmt.Errorf("bad --log-format %q (json or console)", format)
+		return zerolog.Logger{}, fmt.Errorf("bad %s %q (json or console)", from.label("log-format"), format)
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
