@@ -154,9 +154,20 @@ func (c *Client) Ping(ctx context.Context) error {
 		return c.wrap("reach CouchDB", err)
 	}
 	if !ok {
-		return fmt.Errorf("main database %q does not exist", c.loc.MainDB)
+		return fmt.Errorf("main database %q: %w", c.loc.MainDB, ErrDatabaseMissing)
 	}
 	return nil
+}
+
+// ErrDatabaseMissing is Ping's answer when the server answers but the main
+// database does not exist (a typo in COUCH_URL, a database not created yet).
+var ErrDatabaseMissing = errors.New("the database does not exist on the server")
+
+// Refused reports whether err is the server refusing the credentials of
+// COUCH_URL (401) or their rights (403).
+func Refused(err error) bool {
+	var ce *Error
+	return errors.As(err, &ce) && (ce.Status == http.StatusUnauthorized || ce.Status == http.StatusForbidden)
 }
 
 // EnsureSentinelDB creates the sentinel database when it is missing.
@@ -195,7 +206,18 @@ func wrapErr(what string, err error, server string) error {
 	}
 	status := kivik.HTTPStatus(err)
 	return &Error{What: what, Status: status, Msg: Redact(err.Error(), server),
-		unreachable: !errors.Is(err, context.Canceled) && (transportFailure(err) || gatewayStatus(status))}
+		unreachable: unreachableStatus(err, status)}
+}
+
+// unreachableStatus: a gateway error, or a transport failure that carries
+// no answer of the server (kivik reports those as 502, or 500 when it
+// knows nothing; a 401 from the cookie authenticator also comes as a
+// transport error, with its status).
+func unreachableStatus(err error, status int) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	return gatewayStatus(status) || (status == 0 || status == http.StatusInternalServerError) && transportFailure(err)
 }
 
 // Error is a database failure other than not-found or conflict: network

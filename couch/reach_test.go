@@ -33,6 +33,7 @@ func TestUnreachable(t *testing.T) {
 		{"a 503 of the proxy in front", wrapErr("save", &testStatusErr{503}, ""), true},
 		{"a network error through wrapErr", wrapErr("save", refused, ""), true},
 		{"a cancelled request through wrapErr", wrapErr("save", &url.Error{Err: context.Canceled}, ""), false},
+		{"refused credentials from the cookie authenticator", wrapErr("save", &url.Error{Op: "Head", URL: "http://x", Err: &testStatusErr{401}}, ""), false},
 	} {
 		if got := Unreachable(c.err); got != c.want {
 			t.Errorf("%s: Unreachable = %v, want %v", c.name, got, c.want)

@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -251,6 +252,9 @@ func (d *Daemon) retry(ctx context.Context, what string, fn func(context.Context
 	for {
 		err := fn(ctx)
 		if err == nil {
+			if failures > 0 {
+				d.health.setProblem("") // what this loop reported is over
+			}
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -263,7 +267,9 @@ func (d *Daemon) retry(ctx context.Context, what string, fn func(context.Context
 		}
 		failures++
 		wait := jitter(changeBackoff(failures, d.opts.MaxBackoff))
-		d.log.Error().Str("component", "daemon").Err(err).Int64("retry_in_ms", wait.Milliseconds()).Msgf("Could not %s; retrying", what)
+		cause := describe(err)
+		d.health.setProblem(cause)
+		d.log.Error().Str("component", "daemon").Err(err).Int64("retry_in_ms", wait.Milliseconds()).Msgf("Could not %s: %s; retrying", what, cause)
 		// Retrying is being alive: waiting for the server is no reason for
 		// systemd to kill the daemon (the wait is capped by pairBackoff).
 		d.watchdogPing()
@@ -289,6 +295,20 @@ func (d *Daemon) reachChanged(t couch.Transition) {
 	d.metrics.couchUp.Set(0)
 	log.Error().Str("cause", t.Cause).Msg("CouchDB is unreachable; waiting for it (probing every second)")
 	d.sd.send("STATUS=Waiting for CouchDB: unreachable (" + t.Cause + ")")
+}
+
+// describe names what is wrong with the server when a request failed,
+// distinctly for the causes an operator fixes differently.
+func describe(err error) string {
+	switch {
+	case couch.Refused(err):
+		return "CouchDB refused the credentials of COUCH_URL (check the user, the password and its roles)"
+	case errors.Is(err, couch.ErrDatabaseMissing):
+		return "the database of COUCH_URL does not exist on the server (check its name)"
+	case couch.Unreachable(err):
+		return "CouchDB is unreachable"
+	}
+	return "CouchDB answered with an error"
 }
 
 // awaitServer waits until the server answers again when err says it could
@@ -387,6 +407,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 			// The previous valid config keeps running: say so, nothing is disabled.
 			log.Error().Strs("transitions", transitionNames(old)).
 				Msg("The new configuration is invalid (see the errors above); keeping the previous configuration")
+			d.health.configKept.Store(true)
 			return nil
 		}
 		// Nothing valid to keep: transitions stay disabled, the feed waits.
@@ -396,6 +417,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 		return nil
 	}
 	d.metrics.reloads.WithLabelValues("valid").Inc()
+	d.health.configKept.Store(false)
 	d.cfg.Store(cfg)
 	log.Info().Strs("transitions", transitionNames(cfg)).Int("locales", len(tr)).Msg("Config loaded")
 	if !d.ready.Swap(true) {

@@ -112,6 +112,21 @@ type health struct {
 	// feed empty (Unix nanoseconds).
 	lastProgress atomic.Int64
 	pending      atomic.Int64
+	// problem is what the server answered last time a retry loop failed
+	// (refused credentials, a missing database); "" when none.
+	problem atomic.Pointer[string]
+	// configKept is set while the latest configuration is invalid and the
+	// previous one keeps running.
+	configKept atomic.Bool
+}
+
+func (h *health) setProblem(p string) { h.problem.Store(&p) }
+
+func (h *health) currentProblem() string {
+	if p := h.problem.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 func (h *health) progressed(pending int64) {
@@ -133,6 +148,10 @@ func (d *Daemon) serveHTTP(ctx context.Context, ln net.Listener) error {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if msg := d.unhealthy(); msg != "" {
 			http.Error(w, msg, http.StatusServiceUnavailable)
+			return
+		}
+		if d.health.configKept.Load() {
+			_, _ = w.Write([]byte("ok; the latest configuration is invalid, the previous one keeps running\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
@@ -157,9 +176,12 @@ func (d *Daemon) unhealthy() string {
 	if since := d.client.Reach.DownSince(); !since.IsZero() {
 		return "CouchDB unreachable for " + time.Since(since).Round(time.Second).String() + "; waiting for it"
 	}
+	if p := d.health.currentProblem(); p != "" {
+		return p
+	}
 	cfg := d.cfg.Load()
 	if cfg == nil || !cfg.Valid() {
-		return "no valid config: transitions are disabled"
+		return "no valid config: transitions are disabled until the configuration errors are fixed"
 	}
 	last := time.Unix(0, d.health.lastProgress.Load())
 	if d.health.pending.Load() > 0 && time.Since(last) > d.opts.HealthStall {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +141,39 @@ func TestDefaultListenInUseIsNotFatal(t *testing.T) {
 	case <-errc:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not stop")
+	}
+}
+
+// TestHealthNamesTheCause: a wrong password and a missing database are
+// told apart, in /healthz and in the logs, from each other and from an
+// unreachable server (all said "Could not reach CouchDB" before).
+func TestHealthNamesTheCause(t *testing.T) {
+	env := couchtest.New(t)
+	env.Save(t, env.MainDB, settings(map[string]any{"generate_shortcode_on_contacts": true}))
+	u, _ := url.Parse(env.URL)
+	wrongPassword := *u
+	wrongPassword.User = url.UserPassword("admin", "not-the-password")
+	missingDB := *u
+	missingDB.Path = "/no-such-db"
+	for _, c := range []struct {
+		name, url, health, log string
+	}{
+		{"wrong password", wrongPassword.String(), "refused the credentials", "refused the credentials"},
+		{"missing database", missingDB.String(), "does not exist", "does not exist"},
+		{"unreachable", "http://admin:pass@127.0.0.1:1/medic", "CouchDB unreachable", "CouchDB is unreachable"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := *env
+			e.URL = c.url
+			addr := freeAddr(t)
+			r := startListening(t, &e, addr)
+			r.waitFor(t, "the cause in /healthz", func() bool {
+				code, body := get("http://" + addr + "/healthz")
+				return code == 503 && strings.Contains(body, c.health)
+			})
+			if !strings.Contains(r.logs.String(), c.log) {
+				t.Errorf("logs do not say %q:\n%s", c.log, r.logs.String())
+			}
+		})
 	}
 }
