@@ -66,6 +66,9 @@ type Settings struct {
 	// OutboundOrder is the key order of settings.outbound as written (Go maps
 	// lose it; pushes run in it). nil when unknown: names are then sorted.
 	OutboundOrder []string
+	// JSON is the settings object as stored, when read from the database
+	// (SMS forms keep their fields in the order written); nil otherwise.
+	JSON []byte
 }
 
 // NewSettings wraps a raw app_settings object.

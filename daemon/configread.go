@@ -33,6 +33,7 @@ func ReadSettings(ctx context.Context, db *couch.DB) (*config.Settings, error) {
 	// Key order matters where config authors rely on it (outbound pushes run
 	// in the order written): take it from the raw JSON.
 	if raw, err := outbound.SettingsMember(body); err == nil {
+		s.JSON = raw
 		if order, err := outbound.KeyOrder(raw); err == nil {
 			s.OutboundOrder = order
 		}

@@ -84,11 +84,13 @@ type Daemon struct {
 	// secrets holds outbound credentials: environment, then CHT's vault.
 	secrets outbound.SecretStore
 	// outbox sends the outbound pushes off the feed path.
-	outbox  *outbound.Queue
-	started time.Time
-	metrics *metrics
-	health  health
-	sd      *notifier
+	outbox *outbound.Queue
+	// components run in the daemon's group beside its own loops (Add).
+	components []component
+	started    time.Time
+	metrics    *metrics
+	health     health
+	sd         *notifier
 	// lastWatchdog is when WATCHDOG=1 was last sent (Unix nanoseconds).
 	lastWatchdog atomic.Int64
 	ready        atomic.Bool
@@ -143,6 +145,20 @@ func New(opts Options) (*Daemon, error) {
 	return d, nil
 }
 
+// component is a part of the service that the daemon runs and stops with
+// its own loops.
+type component struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// Add makes run a component of the daemon (the SMS API, the SMS sender):
+// Run starts it with the daemon's loops and returns only after it has
+// stopped; it must return when ctx ends. Call before Run.
+func (d *Daemon) Add(name string, run func(ctx context.Context) error) {
+	d.components = append(d.components, component{name: name, run: run})
+}
+
 // Client is the CouchDB connection (for jobs).
 func (d *Daemon) Client() *couch.Client { return d.client }
 
@@ -168,32 +184,41 @@ func (d *Daemon) Processed() int64 { return d.processed.Load() }
 
 // Run runs until ctx is cancelled. When ctx ends, the change in hand is
 // finished and checkpointed (bounded by a few seconds) before Run returns.
+// Every component the daemon starts (the HTTP and SMS listeners, the SMS
+// sender, the config watch, the jobs, the feed, the outbound workers) runs
+// in one group: Run returns when all of them have stopped.
 func (d *Daemon) Run(ctx context.Context) error {
 	loc := d.client.Location()
 	d.log.Info().Str("component", "daemon").Str("db", loc.MainDB).Str("sentinel_db", loc.SentinelDB).
 		Str("server", couch.RedactURL(loc.Server)).Msg("Starting")
 	d.health.progressed(0)
-	var httpDone chan struct{}
-	if d.opts.Listen != "" {
-		// Bound here, before anything starts: an address in use (a second
-		// instance) is an error of Run, not a log line of a half-blind
-		// daemon, unless it is only the default address (ListenOptional).
-		ln, err := net.Listen("tcp", d.opts.Listen)
-		switch {
-		case err != nil && !d.opts.ListenOptional:
-			return fmt.Errorf("cannot serve /metrics, /healthz, /readyz on %s: %w", d.opts.Listen, err)
-		case err != nil:
-			d.log.Warn().Str("component", "http").Err(err).
-				Msg("Cannot serve /metrics, /healthz, /readyz on the default address; running without them (set --listen)")
-		default:
-			httpDone = make(chan struct{})
-			go func() {
-				defer close(httpDone)
-				if err := d.serveHTTP(ctx, ln); err != nil {
-					d.log.Error().Str("component", "http").Err(err).Msg("Cannot serve metrics and health checks")
-				}
-			}()
-		}
+	// Listeners are bound here, before anything starts: an address in use
+	// (a second instance) is an error of Run, not a log line of a
+	// half-blind daemon, unless it is only the default address.
+	httpLn, err := d.bindHTTP()
+	if err != nil {
+		return err
+	}
+	var group sync.WaitGroup
+	defer func() {
+		group.Wait()
+		d.log.Info().Str("component", "daemon").Int64("processed", d.processed.Load()).Int64("max_rss_kib", maxRSSKiB()).Msg("Stopped")
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // whatever ends Run stops the group first
+	if httpLn != nil {
+		group.Go(func() {
+			if err := d.serveHTTP(ctx, httpLn); err != nil {
+				d.log.Error().Str("component", "http").Err(err).Msg("Cannot serve metrics and health checks")
+			}
+		})
+	}
+	for _, c := range d.components {
+		group.Go(func() {
+			if err := c.run(ctx); err != nil {
+				d.log.Error().Str("component", c.name).Err(err).Msg("Component failed")
+			}
+		})
 	}
 	if err := d.connect(ctx); err != nil {
 		return err
@@ -201,27 +226,40 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.loadConfig(ctx); err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	wg.Add(4)
-	go func() { defer wg.Done(); d.watchConfig(ctx) }()
-	go func() { defer wg.Done(); d.runJobs(ctx) }()
-	go func() { defer wg.Done(); d.follow(ctx) }()
-	go func() { defer wg.Done(); d.runOutbox(ctx) }()
+	var loops sync.WaitGroup
+	loops.Go(func() { d.watchConfig(ctx) })
+	loops.Go(func() { d.runJobs(ctx) })
+	loops.Go(func() { d.follow(ctx) })
+	loops.Go(func() { d.runOutbox(ctx) })
 	// STOPPING=1 only once the stop has begun: systemd takes it from a
 	// running Type=notify service for the start of a stop.
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	group.Go(func() { loops.Wait(); close(done) })
 	select {
 	case <-ctx.Done():
 	case <-done:
 	}
 	d.sd.send("STOPPING=1")
 	<-done
-	if httpDone != nil {
-		<-httpDone
-	}
-	d.log.Info().Str("component", "daemon").Int64("processed", d.processed.Load()).Int64("max_rss_kib", maxRSSKiB()).Msg("Stopped")
 	return nil
+}
+
+// bindHTTP binds the address of /metrics, /healthz and /readyz (nil when
+// none is asked for, or the default address is taken).
+func (d *Daemon) bindHTTP() (net.Listener, error) {
+	if d.opts.Listen == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", d.opts.Listen)
+	switch {
+	case err != nil && !d.opts.ListenOptional:
+		return nil, fmt.Errorf("cannot serve /metrics, /healthz, /readyz on %s: %w", d.opts.Listen, err)
+	case err != nil:
+		d.log.Warn().Str("component", "http").Err(err).
+			Msg("Cannot serve /metrics, /healthz, /readyz on the default address; running without them (set --listen)")
+		return nil, nil
+	}
+	return ln, nil
 }
 
 // connect waits for CouchDB with capped backoff, then prepares the sentinel

@@ -50,8 +50,12 @@ type Options struct {
 	// RequestTimeout bounds each provider request (default 30 s).
 	RequestTimeout time.Duration
 	// SettingsMaxAge is how long a read of the settings doc is reused
-	// (default 5 s).
+	// (default 5 s) when Settings is nil.
 	SettingsMaxAge time.Duration
+	// Settings returns the settings in force (the daemon's config, built
+	// and swapped in at each reload); nil, or a nil answer before the first
+	// load, means the service reads the settings doc itself.
+	Settings func() *config.Settings
 	// AuthCacheTTL is how long a successful `_session` check is reused
 	// (default 30 s).
 	AuthCacheTTL time.Duration
@@ -200,6 +204,19 @@ func (sn *snapshot) outgoingService() string {
 func (s *Service) settings(ctx context.Context) (*snapshot, error) {
 	s.settingsMu.Lock()
 	defer s.settingsMu.Unlock()
+	if s.opts.Settings != nil {
+		if cur := s.opts.Settings(); cur != nil && cur.JSON != nil {
+			if s.current != nil && s.current.settings == cur {
+				return s.current, nil
+			}
+			forms, err := smsparse.ParseForms(cur.JSON)
+			if err != nil {
+				return nil, fmt.Errorf("settings forms: %w", err)
+			}
+			s.current = &snapshot{settings: cur, forms: forms}
+			return s.current, nil
+		}
+	}
 	now := s.opts.Now()
 	if s.current != nil && now.Sub(s.current.read) < s.opts.SettingsMaxAge {
 		return s.current, nil

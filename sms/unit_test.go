@@ -472,3 +472,37 @@ func TestDefaultSecretsFromEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestSettingsFromTheDaemonsConfig: with Options.Settings (the daemon's
+// config in force), the SMS paths read those settings, rebuilt only when a
+// reload swaps a new config in, and never the settings doc (nor a cache of
+// their own): here the server cannot even be reached.
+func TestSettingsFromTheDaemonsConfig(t *testing.T) {
+	first := config.NewSettings(map[string]any{"sms": map[string]any{"outgoing_service": "rapidpro"}})
+	first.JSON = []byte(`{"sms": {"outgoing_service": "rapidpro"}, "forms": {"P": {"meta": {"code": "P"}, "fields": {}}}}`)
+	cur := first
+	s, err := New(Options{CouchURL: "http://admin:pass@127.0.0.1:1/medic", Settings: func() *config.Settings { return cur }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sn, err := s.settings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sn.outgoingService() != "rapidpro" || sn.settings != first {
+		t.Fatalf("snapshot %+v, want the config's settings", sn)
+	}
+	if again, _ := s.settings(ctx); again != sn {
+		t.Error("the snapshot was rebuilt without a reload")
+	}
+	cur = config.NewSettings(map[string]any{})
+	cur.JSON = []byte(`{}`)
+	sn, err = s.settings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sn.outgoingService() != ServiceGateway {
+		t.Errorf("after the reload: %q, want the gateway default", sn.outgoingService())
+	}
+}

@@ -207,16 +207,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			cancel()
 		}
 	}()
-	waitSMS, err := startSMS(ctx, smsf, *couchURL, log)
+	closeSMS, err := addSMS(d, smsf, *couchURL, log)
 	if err != nil {
 		// Not a usage error: mostly an address in use (another instance).
 		fmt.Fprintln(stderr, "sentinel:", err)
 		return 1
 	}
-	defer func() { cancel(); waitSMS() }() // the SMS API and sender stop with the daemon
+	defer closeSMS()
 	if err := d.Run(ctx); err != nil && ctx.Err() == nil {
-		// A --listen address in use ends here, before anything started.
+		// A --listen or --sms-listen address in use ends here, before
+		// anything started.
 		log.Error().Str("component", "daemon").Err(err).Msg("Daemon failed")
+		fmt.Fprintln(stderr, "sentinel:", err)
 		return 1
 	}
 	return 0

@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sync"
 
 	"github.com/rs/zerolog"
 
+	"sentinel-go/config"
+	"sentinel-go/daemon"
 	"sentinel-go/sms"
 )
 
@@ -17,41 +18,34 @@ type smsFlags struct {
 	send   bool   // --sms-send: run the aggregator sending loop
 }
 
-// startSMS starts the SMS API and the sender when the flags ask for them.
-// Both stop when ctx is cancelled; wait blocks until they have. A listen
-// address that cannot be bound is an error at start, not a log line later.
-func startSMS(ctx context.Context, f smsFlags, couchURL string, log zerolog.Logger) (wait func(), err error) {
+// addSMS makes the SMS API and the sender components of the daemon when
+// the flags ask for them: they run and stop with it, and read the settings
+// of the daemon's config in force (built and swapped in at each reload).
+// A listen address that cannot be bound is an error at start, not a log
+// line later. closeSMS releases the SMS component's client after Run.
+func addSMS(d *daemon.Daemon, f smsFlags, couchURL string, log zerolog.Logger) (closeSMS func(), err error) {
 	if f.listen == "" && !f.send {
 		return func() {}, nil
 	}
-	svc, err := sms.New(sms.Options{CouchURL: couchURL, Log: log})
+	svc, err := sms.New(sms.Options{CouchURL: couchURL, Log: log, Settings: func() *config.Settings {
+		if cfg := d.Config(); cfg != nil {
+			return cfg.Settings
+		}
+		return nil
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("SMS: %w", err)
 	}
-	var ln net.Listener
 	if f.listen != "" {
-		if ln, err = net.Listen("tcp", f.listen); err != nil {
+		ln, err := net.Listen("tcp", f.listen)
+		if err != nil {
 			_ = svc.Close()
 			return nil, fmt.Errorf("--sms-listen %s: %w", f.listen, err)
 		}
-	}
-	var wg sync.WaitGroup
-	if ln != nil {
-		wg.Go(func() {
-			if err := svc.ServeListener(ctx, ln); err != nil {
-				log.Error().Err(err).Str("component", "sms").Msg("SMS API failed")
-			}
-		})
+		d.Add("sms", func(ctx context.Context) error { return svc.ServeListener(ctx, ln) })
 	}
 	if f.send {
-		wg.Go(func() {
-			if err := svc.RunSender(ctx); err != nil {
-				log.Error().Err(err).Str("component", "sms").Msg("SMS sender failed")
-			}
-		})
+		d.Add("sms", svc.RunSender)
 	}
-	return func() {
-		wg.Wait()
-		_ = svc.Close()
-	}, nil
+	return func() { _ = svc.Close() }, nil
 }

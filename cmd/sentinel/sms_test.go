@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sentinel-go/daemon"
 	"strings"
 	"testing"
 	"time"
@@ -14,11 +15,21 @@ import (
 const offlineURL = "http://admin:pass@127.0.0.1:1/medic"
 
 func TestSMSOffByDefault(t *testing.T) {
-	wait, err := startSMS(context.Background(), smsFlags{}, offlineURL, zerolog.Nop())
+	d := offlineDaemon(t)
+	closeSMS, err := addSMS(d, smsFlags{}, offlineURL, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait() // returns at once: nothing was started
+	closeSMS() // nothing was started
+}
+
+func offlineDaemon(t *testing.T) *daemon.Daemon {
+	t.Helper()
+	d, err := daemon.New(daemon.Options{CouchURL: offlineURL, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // TestSMSListenErrorExits1: an --sms-listen address that cannot be bound
@@ -40,8 +51,10 @@ func TestSMSListenErrorExits1(t *testing.T) {
 	}
 }
 
-// TestSMSStartsAndStops: the API answers (401 without credentials) and the
-// API and the sender stop when the context is cancelled.
+// TestSMSStartsAndStops: the API and the sender are components of the
+// daemon: the API answers (401 without credentials) while the daemon runs
+// (here waiting for its server), and both stop with it: Run returns only
+// once they have.
 func TestSMSStartsAndStops(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -49,13 +62,23 @@ func TestSMSStartsAndStops(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	wait, err := startSMS(ctx, smsFlags{listen: addr, send: true}, offlineURL, zerolog.Nop())
+	d := offlineDaemon(t)
+	closeSMS, err := addSMS(d, smsFlags{listen: addr, send: true}, offlineURL, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get("http://" + addr + "/api/sms")
+	defer closeSMS()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(done) }()
+	var resp *http.Response
+	for range 50 {
+		if resp, err = http.Get("http://" + addr + "/api/sms"); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,14 +87,12 @@ func TestSMSStartsAndStops(t *testing.T) {
 		t.Errorf("GET /api/sms without credentials: %d, want 401", resp.StatusCode)
 	}
 	cancel()
-	done := make(chan struct{})
-	go func() { wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(6 * time.Second):
-		t.Fatal("SMS API and sender did not stop")
+		t.Fatal("the daemon did not stop with its SMS API and sender")
 	}
 	if _, err := http.Get("http://" + addr + "/api/sms"); err == nil {
-		t.Error("the SMS API still answers after the stop")
+		t.Error("the SMS API still answers after the daemon stopped")
 	}
 }
