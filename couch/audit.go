@@ -108,3 +108,12 @@ func UserOf(server string) string {
 	}
 	return u.User.Username()
 }
+
+// DBExists reports whether database name exists on the client's server.
+func (c *Client) DBExists(ctx context.Context, name string) (bool, error) {
+	ok, err := c.kc.DBExists(ctx, name)
+	if err != nil {
+		return false, c.wrap("check db "+name, err)
+	}
+	return ok, nil
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"sentinel-go/audit"
 	"sentinel-go/config"
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
@@ -59,6 +60,9 @@ type Options struct {
 	// HealthStall is how long the feed may not advance, with work pending,
 	// before /healthz fails (default 10 minutes).
 	HealthStall time.Duration
+	// NoAudit turns off the audit log of the daemon's writes (on by default
+	// when `<db>-audit` exists).
+	NoAudit bool
 }
 
 // Daemon is the running service.
@@ -89,6 +93,11 @@ type Daemon struct {
 	lastWatchdog atomic.Int64
 	ready        atomic.Bool
 	stopOnce     sync.Once
+	// audit records the daemon's writes to the main db (daemon/audit.go);
+	// auditState is its last checked state, auditLogged the last logged.
+	audit       *audit.Log
+	auditState  atomic.Value
+	auditLogged atomic.Value
 }
 
 // New validates the options (a malformed COUCH_URL fails here, at once).
@@ -131,6 +140,7 @@ func New(opts Options) (*Daemon, error) {
 		caughtUp: make(chan struct{}), secrets: outbound.NewSecrets(loc.Server, loc.MainDB), started: time.Now(),
 		metrics: newMetrics(), sd: sd}
 	d.outbox = d.newOutbox()
+	d.audit = d.newAudit()
 	client.Reach.OnChange(d.reachChanged)
 	d.metrics.couchUp.Set(1)
 	return d, nil
@@ -194,6 +204,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.loadConfig(ctx); err != nil {
 		return err
 	}
+	auditDone := make(chan struct{})
+	go func() { defer close(auditDone); d.audit.Run(ctx) }()
 	var wg sync.WaitGroup
 	wg.Add(4)
 	go func() { defer wg.Done(); d.watchConfig(ctx) }()
@@ -209,7 +221,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-done:
 	}
 	d.sd.send("STOPPING=1")
+	stopping := time.Now()
 	<-done
+	<-auditDone
+	d.flushAudit(stopping)
 	if httpDone != nil {
 		<-httpDone
 	}
@@ -351,6 +366,7 @@ func (d *Daemon) loadConfig(ctx context.Context) error {
 // reload builds a config from the db, validates it, then swaps it in. A bad
 // config keeps the previous one (if any) and logs every problem.
 func (d *Daemon) reload(ctx context.Context) error {
+	d.checkAudit(ctx)
 	settings, err := d.readSettings(ctx)
 	if err != nil {
 		d.metrics.reloads.WithLabelValues("failed").Inc()

@@ -135,7 +135,7 @@ func (d *Daemon) serveHTTP(ctx context.Context, ln net.Listener) error {
 			http.Error(w, msg, http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = w.Write([]byte("ok\n"))
+		_, _ = w.Write([]byte("ok\n" + d.auditStatus() + "\n"))
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

@@ -95,6 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var smsf smsFlags
 	fs.StringVar(&smsf.listen, "sms-listen", "", "address of the SMS API for CHT Gateway, RapidPro and Africa's Talking (empty: off)")
 	fs.BoolVar(&smsf.send, "sms-send", false, "send pending messages through sms.outgoing_service (rapidpro, africas-talking) and poll their statuses")
+	auditOn := fs.Bool("audit", true, "record the daemon's writes to the main db in <db>-audit when that db exists (env SENTINEL_AUDIT)")
 	showVersion := fs.Bool("version", false, "print the version and VCS revision, and exit")
 	if code, ok := parseArgs(fs, usage, args, stdout, stderr); !ok {
 		return code
@@ -109,6 +110,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	envDefaults(couchURL, sentinelDB)
+	if v, ok := os.LookupEnv("SENTINEL_AUDIT"); ok && !flagSet(fs, "audit") {
+		if err := fs.Set("audit", v); err != nil {
+			fmt.Fprintf(stderr, "sentinel: SENTINEL_AUDIT: invalid value for --audit (want true or false): %q\n", v)
+			return 2
+		}
+	}
 	log, err := newLogger(*logFormat, *logLevel, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)
@@ -136,6 +143,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		CouchURL: *couchURL, SentinelDB: *sentinelDB, Log: log,
 		ExprTimeout: *exprTimeout, JobInterval: *jobInterval, Jobs: daemon.DefaultJobs(),
 		Listen: *listen, ListenOptional: !flagSet(fs, "listen"), HealthStall: *healthStall, PhoneOwner: owner,
+		NoAudit: !*auditOn,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)
