@@ -122,18 +122,8 @@ func (l *Log) enqueue(entries []Entry) {
 		entries = entries[:max(room, 0)]
 	}
 	l.queue = append(l.queue, entries...)
-	logDrop := over > 0 && !l.dropped
-	if logDrop {
-		l.dropped = true
-	}
 	l.mu.Unlock()
-	if over > 0 {
-		l.metrics.dropped.Add(float64(over))
-		if logDrop {
-			l.log.Error().Str("component", "audit").Int("max_queued", l.max).
-				Msg("The audit queue is full while the audit db fails; dropping entries until it answers again (counted in sentinel_audit_entries_total{result=\"dropped\"})")
-		}
-	}
+	l.overflow(over)
 	select {
 	case l.wake <- struct{}{}:
 	default:
@@ -164,13 +154,24 @@ func (l *Log) requeue(entries []Entry) {
 		q = q[over:]
 	}
 	l.queue = q
-	logDrop := over > 0 && !l.dropped
-	if logDrop {
-		l.dropped = true
-	}
 	l.mu.Unlock()
-	if over > 0 {
-		l.metrics.dropped.Add(float64(over))
+	l.overflow(over)
+}
+
+// overflow counts n entries dropped from a full queue, and says so once
+// per outage.
+func (l *Log) overflow(n int) {
+	if n <= 0 {
+		return
+	}
+	l.metrics.dropped.Add(float64(n))
+	l.mu.Lock()
+	first := !l.dropped
+	l.dropped = true
+	l.mu.Unlock()
+	if first {
+		l.log.Error().Str("component", "audit").Int("max_queued", l.max).
+			Msg("The audit queue is full while the audit db fails; dropping entries until it answers again (counted in sentinel_audit_entries_total{result=\"dropped\"})")
 	}
 }
 

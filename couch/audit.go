@@ -19,10 +19,16 @@ type headerTransport struct{ base http.RoundTripper }
 func (t headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// A RoundTripper must not modify the caller's request.
 	r := req.Clone(req.Context())
-	for k, v := range ServiceHeaders {
-		r.Header.Set(k, v)
-	}
+	SetServiceHeaders(r)
 	return t.base.RoundTrip(r)
+}
+
+// SetServiceHeaders adds ServiceHeaders to req, for the few requests to
+// CouchDB made without a Client (CHT's vault, `_session` checks).
+func SetServiceHeaders(req *http.Request) {
+	for k, v := range ServiceHeaders {
+		req.Header.Set(k, v)
+	}
 }
 
 // Write is one revision that a write through a DB handle created.

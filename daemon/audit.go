@@ -69,6 +69,9 @@ func (d *Daemon) checkAudit(ctx context.Context) {
 func (d *Daemon) auditStatus() string {
 	switch s, _ := d.auditState.Load().(string); s {
 	case "on":
+		if !d.audit.Enabled() {
+			return "audit: off (" + d.auditDB() + " went away; checked again at the next config reload)"
+		}
 		return "audit: on"
 	case "missing":
 		return "audit: off (no " + d.auditDB() + " database)"
