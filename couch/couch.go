@@ -125,7 +125,7 @@ func Open(loc Location) (*Client, error) {
 func OpenTimeout(loc Location, timeout time.Duration) (*Client, error) {
 	c := &Client{loc: loc}
 	c.Reach = NewReach(c.probe)
-	c.http = &http.Client{Transport: &reachTransport{base: http.DefaultTransport, reach: c.Reach}, Timeout: timeout}
+	c.http = &http.Client{Transport: headerTransport{&reachTransport{base: http.DefaultTransport, reach: c.Reach}}, Timeout: timeout}
 	// Request bodies are not gzipped: the daemon runs next to its server,
 	// where compressing every bulk write costs both ends more CPU than the
 	// bytes it saves.

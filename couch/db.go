@@ -14,6 +14,8 @@ type DB struct {
 	name   string
 	server string
 	k      *kivik.DB
+	// audit is told every revision written (nil: nobody is).
+	audit Auditor
 }
 
 // Name is the database name.
@@ -54,6 +56,7 @@ func (d *DB) Put(ctx context.Context, doc Doc) error {
 		return d.wrap("put "+id, err)
 	}
 	doc["_rev"] = rev
+	d.audited(ctx, Write{ID: id, Rev: rev, Deleted: docDeleted(doc)})
 	return nil
 }
 
@@ -66,14 +69,17 @@ func (d *DB) Create(ctx context.Context, doc Doc) (string, error) {
 	}
 	doc["_id"] = id
 	doc["_rev"] = rev
+	d.audited(ctx, Write{ID: id, Rev: rev, Deleted: docDeleted(doc)})
 	return id, nil
 }
 
 // Delete deletes a document revision.
 func (d *DB) Delete(ctx context.Context, id, rev string) error {
-	if _, err := d.k.Delete(ctx, id, rev); err != nil {
+	newRev, err := d.k.Delete(ctx, id, rev)
+	if err != nil {
 		return d.wrap("delete "+id, err)
 	}
+	d.audited(ctx, Write{ID: id, Rev: newRev, Deleted: true})
 	return nil
 }
 
@@ -99,6 +105,7 @@ func (d *DB) BulkDocs(ctx context.Context, docs []Doc) ([]BulkResult, error) {
 		return nil, d.wrap("bulk write", err)
 	}
 	out := make([]BulkResult, len(res))
+	var written []Write
 	for i, r := range res {
 		out[i] = BulkResult{ID: r.ID, Rev: r.Rev}
 		if r.Error != nil {
@@ -112,8 +119,12 @@ func (d *DB) BulkDocs(ctx context.Context, docs []Doc) ([]BulkResult, error) {
 			if _, ok := docs[i]["_id"]; !ok {
 				docs[i]["_id"] = r.ID
 			}
+			if d.audit != nil && r.Rev != "" {
+				written = append(written, Write{ID: r.ID, Rev: r.Rev, Deleted: docDeleted(docs[i])})
+			}
 		}
 	}
+	d.audited(ctx, written...)
 	return out, nil
 }
 

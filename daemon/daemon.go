@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"sentinel-go/audit"
 	"sentinel-go/config"
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
@@ -63,6 +64,9 @@ type Options struct {
 	// Clock is the wall clock of jobs and transitions; nil means time.Now
 	// (SENTINEL_FAKE_NOW gives a test clock).
 	Clock func() time.Time
+	// NoAudit turns off the audit log of the daemon's writes (on by default
+	// when `<db>-audit` exists).
+	NoAudit bool
 }
 
 // Daemon is the running service.
@@ -95,6 +99,11 @@ type Daemon struct {
 	lastWatchdog atomic.Int64
 	ready        atomic.Bool
 	stopOnce     sync.Once
+	// audit records the daemon's writes to the main db (daemon/audit.go);
+	// auditState is its last checked state, auditLogged the last logged.
+	audit       *audit.Log
+	auditState  atomic.Value
+	auditLogged atomic.Value
 }
 
 // New validates the options (a malformed COUCH_URL fails here, at once).
@@ -140,6 +149,7 @@ func New(opts Options) (*Daemon, error) {
 		d.started = opts.Clock()
 	}
 	d.outbox = d.newOutbox()
+	d.audit = d.newAudit()
 	client.Reach.OnChange(d.reachChanged)
 	d.metrics.couchUp.Set(1)
 	return d, nil
@@ -231,6 +241,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	loops.Go(func() { d.runJobs(ctx) })
 	loops.Go(func() { d.follow(ctx) })
 	loops.Go(func() { d.runOutbox(ctx) })
+	auditDone := make(chan struct{})
+	group.Go(func() { defer close(auditDone); d.audit.Run(ctx) })
 	// STOPPING=1 only once the stop has begun: systemd takes it from a
 	// running Type=notify service for the start of a stop.
 	done := make(chan struct{})
@@ -240,7 +252,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-done:
 	}
 	d.sd.send("STOPPING=1")
+	stopping := time.Now()
 	<-done
+	<-auditDone
+	d.flushAudit(stopping)
 	return nil
 }
 
@@ -415,6 +430,7 @@ func (d *Daemon) loadConfig(ctx context.Context) error {
 // reload builds a config from the db, validates it, then swaps it in. A bad
 // config keeps the previous one (if any) and logs every problem.
 func (d *Daemon) reload(ctx context.Context) error {
+	d.checkAudit(ctx)
 	settings, err := d.readSettings(ctx)
 	if err != nil {
 		d.metrics.reloads.WithLabelValues("failed").Inc()

@@ -150,11 +150,11 @@ func (d *Daemon) serveHTTP(ctx context.Context, ln net.Listener) error {
 			http.Error(w, msg, http.StatusServiceUnavailable)
 			return
 		}
+		status := "ok"
 		if d.health.configKept.Load() {
-			_, _ = w.Write([]byte("ok; the latest configuration is invalid, the previous one keeps running\n"))
-			return
+			status = "ok; the latest configuration is invalid, the previous one keeps running"
 		}
-		_, _ = w.Write([]byte("ok\n"))
+		_, _ = w.Write([]byte(status + "\n" + d.auditStatus() + "\n"))
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

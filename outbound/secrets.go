@@ -15,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"sentinel-go/couch"
 )
 
 // SecretStore looks secrets up by key (auth.password_key, auth.value_key).
@@ -201,6 +203,7 @@ func couchGet(ctx context.Context, client *http.Client, server, path string) (bo
 		req.SetBasicAuth(user.Username(), pw)
 	}
 	req.Header.Set("Accept", "application/json")
+	couch.SetServiceHeaders(req)
 	if client == nil {
 		client = &http.Client{Timeout: DefaultTimeout}
 	}

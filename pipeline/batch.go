@@ -298,6 +298,10 @@ func (p *Engine) commit(ctx context.Context, b *Batch) error {
 	if len(held) == 0 {
 		return nil
 	}
+	// The commit's bulk writes are audited together: one read and one
+	// write of the audit db per commit.
+	ctx, flushAudit := couch.DeferAudit(ctx)
+	defer flushAudit()
 	started := time.Now()
 	if err := p.commitJournals(ctx, b, held); err != nil {
 		return err

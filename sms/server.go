@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"sentinel-go/couch"
 )
 
 // Handler returns the SMS HTTP API:
@@ -204,6 +206,7 @@ func (s *Service) authenticate(ctx context.Context, user, pass string) ([]string
 	}
 	req.SetBasicAuth(user, pass)
 	req.Header.Set("Accept", "application/json")
+	couch.SetServiceHeaders(req)
 	resp, err := s.sessionClient().Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("session request: %w", err)

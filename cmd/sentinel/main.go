@@ -94,10 +94,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var smsf smsFlags
 	fs.StringVar(&smsf.listen, "sms-listen", "", "address of the SMS API for CHT Gateway, RapidPro and Africa's Talking (empty: off)")
 	fs.BoolVar(&smsf.send, "sms-send", false, "send pending messages through sms.outgoing_service (rapidpro, africas-talking) and poll their statuses")
+	auditOn := fs.Bool("audit", true, "record the daemon's writes to the main db in <db>-audit when that db exists")
 	showVersion := fs.Bool("version", false, "print the version and VCS revision, and exit")
 	// Every flag but --version, which is an action, not a setting.
 	settings := []string{"couch-url", "sentinel-db", "log-format", "log-level", "expr-timeout", "job-interval",
-		"listen", "phone-owner", "health-stall", "sms-listen", "sms-send"}
+		"listen", "phone-owner", "health-stall", "sms-listen", "sms-send", "audit"}
 	withEnv(fs, settings...)
 	if code, ok := parseArgs(fs, usage, args, stdout, stderr); !ok {
 		return code
@@ -155,7 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// Set on the command line or in the environment, the address is
 		// required; the default is not (several daemons on one machine).
 		Listen: *listen, ListenOptional: !flagSet(fs, "listen"), HealthStall: *healthStall, PhoneOwner: owner,
-		Clock: clock,
+		Clock: clock, NoAudit: !*auditOn,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)

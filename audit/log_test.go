@@ -1,0 +1,307 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"sentinel-go/audit"
+	"sentinel-go/couch"
+	"sentinel-go/memdb"
+)
+
+var errDown = errors.New("dial tcp 127.0.0.1:5984: connect: connection refused")
+
+func history(t *testing.T, db *memdb.DB, id string) []any {
+	t.Helper()
+	doc := db.Peek(id)
+	if doc == nil {
+		t.Fatalf("no audit doc %s", id)
+	}
+	h, _ := doc["history"].([]any)
+	return h
+}
+
+// syncBuffer is a log sink that tests read while the writer logs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), sub)
+}
+
+func newLog(db *memdb.DB, max int, logs *syncBuffer) *audit.Log {
+	l := audit.New(db, audit.Options{User: "admin", Log: zerolog.New(logs), MaxQueued: max,
+		Now: func() time.Time { return time.Date(2024, 5, 1, 8, 0, 1, 123e6, time.UTC) }})
+	l.SetEnabled(true)
+	return l
+}
+
+func counter(t *testing.T, l *audit.Log, result string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(l.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "sentinel_audit_entries_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// A CHT API write to the same audit doc between our read and our write:
+// the doc is read again and our entry appended after API's.
+func TestWriteConflictWithConcurrentWriterRereads(t *testing.T) {
+	db := memdb.New("medic-audit")
+	db.Load(map[string]any{"_id": "r1", "history": []any{}})
+	var once sync.Once
+	db.BeforeWrite = func(id string) {
+		once.Do(func() {
+			_, err := db.Edit(id, func(d map[string]any) bool {
+				d["history"] = append(d["history"].([]any), map[string]any{"rev": "1-api", "request_id": "req", "user": "chw", "date": "x", "service": "api"})
+				return true
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	lost, err := audit.Write(context.Background(), db, []audit.Entry{{ID: "r1", Rev: "2-ours", User: "admin", Date: "d"}})
+	if err != nil || len(lost) != 0 {
+		t.Fatalf("Write = %v, %v", lost, err)
+	}
+	h := history(t, db, "r1")
+	if len(h) != 2 || h[0].(map[string]any)["service"] != "api" || h[1].(map[string]any)["rev"] != "2-ours" {
+		t.Errorf("history = %v, want API's entry then ours", h)
+	}
+}
+
+// A writer that changes the audit doc before every one of our writes wins:
+// the entry is given up after the bounded attempts, never retried forever.
+func TestWriteGivesUpAfterBoundedConflicts(t *testing.T) {
+	db := memdb.New("medic-audit")
+	db.Load(map[string]any{"_id": "r1", "history": []any{}})
+	var edits atomic.Int32
+	db.BeforeWrite = func(id string) {
+		edits.Add(1)
+		_, _ = db.Edit(id, func(d map[string]any) bool { d["n"] = edits.Load(); return true })
+	}
+	lost, err := audit.Write(context.Background(), db, []audit.Entry{{ID: "r1", Rev: "2-ours"}, {ID: "r1", Rev: "3-ours"}})
+	if err != nil || len(lost) != 2 {
+		t.Fatalf("Write = %v, %v; want both entries lost", lost, err)
+	}
+	if n := edits.Load(); n < 2 || n > 10 {
+		t.Errorf("%d attempts", n)
+	}
+}
+
+func TestWriteOneReadOneBulkPerBatch(t *testing.T) {
+	db := memdb.New("medic-audit")
+	calls := map[string]int{}
+	db.Fail = func(op, _ string) error { calls[op]++; return nil }
+	var entries []audit.Entry
+	for i := range 50 {
+		entries = append(entries, audit.Entry{ID: fmt.Sprintf("d%d", i%20), Rev: fmt.Sprintf("%d-a", i)})
+	}
+	if lost, err := audit.Write(context.Background(), db, entries); err != nil || len(lost) > 0 {
+		t.Fatal(lost, err)
+	}
+	if calls["GetMany"] != 1 || calls["BulkDocs"] != 1 || len(calls) != 2 {
+		t.Errorf("calls = %v, want one GetMany and one BulkDocs", calls)
+	}
+	if n := len(history(t, db, "d0")); n != 3 {
+		t.Errorf("d0 has %d entries, want 3", n)
+	}
+}
+
+// While the audit db is down, entries wait in the queue; what overflows it
+// is dropped, counted and logged once per outage; once the db answers, the
+// queue is written.
+func TestOutageQueuesThenOverflowsThenRecovers(t *testing.T) {
+	db := memdb.New("medic-audit")
+	var down atomic.Bool
+	down.Store(true)
+	db.Fail = func(string, string) error {
+		if down.Load() {
+			return errDown
+		}
+		return nil
+	}
+	logs := &syncBuffer{}
+	l := newLog(db, 3, logs)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	for i := 1; i <= 5; i++ {
+		l.Audit([]couch.Write{{ID: fmt.Sprintf("r%d", i), Rev: "2-a"}})
+	}
+	waitFor(t, func() bool { return logs.count("Cannot write the audit log") == 1 })
+	if q := l.Queued(); q != 3 {
+		t.Errorf("queued %d, want 3 (the bound)", q)
+	}
+	l.Audit([]couch.Write{{ID: "r6", Rev: "2-a"}})
+	if got := counter(t, l, "dropped"); got != 3 {
+		t.Errorf("dropped = %v, want 3", got)
+	}
+	if n := logs.count("The audit queue is full"); n != 1 {
+		t.Errorf("overflow logged %d times in one outage, want 1", n)
+	}
+	down.Store(false)
+	waitFor(t, func() bool { return l.Queued() == 0 && db.Peek("r3") != nil })
+	for _, id := range []string{"r1", "r2", "r3"} {
+		if h := history(t, db, id); len(h) != 1 {
+			t.Errorf("%s: history %v", id, h)
+		}
+	}
+	if got := counter(t, l, "written"); got != 3 {
+		t.Errorf("written = %v, want 3", got)
+	}
+	waitFor(t, func() bool { return logs.count("The audit log is written again") == 1 })
+
+	// A second outage logs its overflow again.
+	down.Store(true)
+	for i := 7; i <= 12; i++ {
+		l.Audit([]couch.Write{{ID: fmt.Sprintf("r%d", i), Rev: "2-a"}})
+	}
+	waitFor(t, func() bool { return logs.count("The audit queue is full") == 2 })
+}
+
+// The main write never waits on the audit: Audit returns at once while the
+// audit db hangs.
+func TestAuditNeverBlocks(t *testing.T) {
+	db := memdb.New("medic-audit")
+	release := make(chan struct{})
+	db.Fail = func(string, string) error { <-release; return nil }
+	l := newLog(db, 10, &syncBuffer{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	defer func() { close(release); cancel(); <-done }()
+	start := time.Now()
+	for i := range 100 {
+		l.Audit([]couch.Write{{ID: fmt.Sprintf("r%d", i), Rev: "2-a"}})
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("100 audits took %s with a hanging audit db", took)
+	}
+}
+
+// Entries still queued at stop are written by Flush within its budget.
+func TestFlushWritesWhatIsQueuedAtStop(t *testing.T) {
+	db := memdb.New("medic-audit")
+	var fails atomic.Int32
+	db.Fail = func(string, string) error {
+		if fails.Add(1) <= 2 {
+			return errDown // still failing when the stop comes
+		}
+		return nil
+	}
+	l := newLog(db, 100, &syncBuffer{})
+	l.Audit([]couch.Write{{ID: "r1", Rev: "2-a"}, {ID: "r2", Rev: "3-b", Deleted: true}})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if left := l.Flush(ctx); left != 0 {
+		t.Fatalf("%d entries left", left)
+	}
+	if h := history(t, db, "r2"); len(h) != 1 || h[0].(map[string]any)["rev"] != "3-b" ||
+		h[0].(map[string]any)["date"] != "2024-05-01T08:00:01.123Z" || h[0].(map[string]any)["user"] != "admin" {
+		t.Errorf("r2 history %v", h)
+	}
+}
+
+func TestFlushGivesUpAtTheBudget(t *testing.T) {
+	db := memdb.New("medic-audit")
+	db.Fail = func(string, string) error { return errDown }
+	l := newLog(db, 100, &syncBuffer{})
+	l.Audit([]couch.Write{{ID: "r1", Rev: "2-a"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if left := l.Flush(ctx); left != 1 {
+		t.Errorf("left = %d, want 1", left)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Flush took %s past its budget", took)
+	}
+	if got := counter(t, l, "lost"); got != 1 {
+		t.Errorf("lost = %v", got)
+	}
+}
+
+func TestNotAudited(t *testing.T) {
+	db := memdb.New("medic-audit")
+	l := newLog(db, 100, &syncBuffer{})
+	l.Audit([]couch.Write{{ID: "_local/x", Rev: "0-1"}, {ID: "_design/medic", Rev: "2-a"}, {ID: "service-worker-meta", Rev: "2-a"}})
+	if q := l.Queued(); q != 0 {
+		t.Errorf("queued %d", q)
+	}
+	l.SetEnabled(false)
+	l.Audit([]couch.Write{{ID: "r1", Rev: "2-a"}})
+	if q := l.Queued(); q != 0 {
+		t.Errorf("queued %d while off", q)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(l.Collectors()...)
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "sentinel_audit_enabled" && mf.GetMetric()[0].GetGauge().GetValue() != 0 {
+			t.Error("sentinel_audit_enabled is not 0 while off")
+		}
+	}
+}
+
+// An audit db deleted while running turns auditing off (it is never
+// created here).
+func TestMissingAuditDBTurnsAuditingOff(t *testing.T) {
+	db := memdb.New("medic-audit")
+	db.Fail = func(string, string) error { return fmt.Errorf("read docs (db medic-audit): %w", couch.ErrNotFound) }
+	l := newLog(db, 100, &syncBuffer{})
+	l.Audit([]couch.Write{{ID: "r1", Rev: "2-a"}})
+	l.Flush(context.Background())
+	if l.Enabled() {
+		t.Error("auditing still on")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
