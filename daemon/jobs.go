@@ -24,27 +24,31 @@ func (d *Daemon) runJobs(ctx context.Context) {
 	// the catch-up's writes compete for the server (PouchDB Server is single-
 	// threaded), and due messages are better found once the backlog has
 	// scheduled them. SIGUSR2 runs them at once.
+	trigger := "start"
 	select {
 	case <-ctx.Done():
 		return
 	case <-d.caughtUp:
 	case <-d.jobsNow:
+		trigger = "SIGUSR2"
 	case <-time.After(d.opts.JobInterval):
 	}
 	tick := time.NewTicker(d.opts.JobInterval)
 	defer tick.Stop()
 	for run := 1; ; run++ {
-		d.runAllJobs(ctx, run)
+		d.runAllJobs(ctx, run, trigger)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			trigger = "interval"
 		case <-d.jobsNow:
+			trigger = "SIGUSR2"
 		}
 	}
 }
 
-func (d *Daemon) runAllJobs(ctx context.Context, run int) {
+func (d *Daemon) runAllJobs(ctx context.Context, run int, trigger string) {
 	log := d.log.With().Str("component", "jobs").Logger()
 	if cfg := d.cfg.Load(); cfg != nil && !cfg.Valid() {
 		log.Error().Msg(disabledMessage(cfg.Problems))
@@ -55,7 +59,19 @@ func (d *Daemon) runAllJobs(ctx context.Context, run int) {
 	}
 	env := &jobs.Env{Main: d.client.Main, Sentinel: d.client.Sentinel, Client: d.client,
 		Settings: cfg.Settings, Translations: cfg.Translations, Location: d.opts.Location, Log: log, Dups: d.dups, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}),
-		Secrets: d.secrets, Outbound: d.outbox, Started: d.started, Run: run, Clock: d.opts.Clock}
+		Secrets: d.secrets, Outbound: d.outbox, Started: d.started, Run: run, Clock: d.opts.Clock,
+		Counts: map[string]int{}}
+	began := time.Now()
+	failed := 0
+	// One line per run says what it did (also after SIGUSR2).
+	defer func() {
+		ev := log.Info().Int("run", run).Str("trigger", trigger).Int("failed_jobs", failed).
+			Int64("took_ms", time.Since(began).Milliseconds())
+		for k, n := range env.Counts {
+			ev = ev.Int(k, n)
+		}
+		ev.Msg("Jobs ran")
+	}()
 	for _, j := range d.opts.Jobs {
 		if ctx.Err() != nil {
 			return
@@ -74,6 +90,7 @@ func (d *Daemon) runAllJobs(ctx context.Context, run int) {
 		ev.Str("job", j.Name()).Dur("took_ms", time.Since(start)).Msg("Job finished")
 		d.metrics.jobs.WithLabelValues(j.Name()).Observe(time.Since(start).Seconds())
 		if err != nil {
+			failed++
 			d.metrics.jobErrors.WithLabelValues(j.Name()).Inc()
 		}
 	}

@@ -59,6 +59,7 @@ func (j BackgroundCleanup) Run(ctx context.Context, env *Env) error {
 			if err := j.cleanup(ctx, env, ch.ID, userDBs); err != nil {
 				return err
 			}
+			env.Count(j.Name(), "cleared", 1)
 		}
 		if len(b.Changes) == 0 || b.LastSeq == "" || b.LastSeq == since {
 			return nil

@@ -93,6 +93,7 @@ func (j DueTasks) Run(ctx context.Context, env *Env) error {
 			return ctx.Err()
 		}
 	}
+	env.Count(j.Name(), "released", released)
 	if released > 0 {
 		env.Log.Info().Str("job", j.Name()).Int("released", released).Msg("Released due messages")
 	}

@@ -40,6 +40,16 @@ type Env struct {
 	// Started is when the daemon started; Run counts the job runs since (1: the first).
 	Started time.Time
 	Run     int
+	// Counts gathers what the jobs of a run did ("due_tasks.released": 3),
+	// for the run's summary line; nil: not counted.
+	Counts map[string]int
+}
+
+// Count adds n to what job did (released, created, cleared, retried).
+func (e *Env) Count(job, what string, n int) {
+	if e.Counts != nil && n > 0 {
+		e.Counts[job+"."+what] += n
+	}
 }
 
 // Now is the job's "now": synthetic_date when configured, else the clock.

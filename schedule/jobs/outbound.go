@@ -65,6 +65,8 @@ type outboundRun struct {
 	page   int
 	// skip, when set, tells the tasks to leave for the next run.
 	skip func(task map[string]any) bool
+	// retried, when set, is told each task processed.
+	retried func()
 }
 
 // OutboundRetrier is the daemon's outbound queue (*outbound.Queue): it
@@ -104,7 +106,8 @@ func (j Outbound) Run(ctx context.Context, env *Env) error {
 		js = jsexpr.NewSandbox(jsexpr.Options{})
 	}
 	r := &outboundRun{main: env.Main, sentinel: env.Sentinel, cfg: cfg, raw: rawMap, now: now, loc: env.Location, log: log, page: j.PageSize,
-		pusher: &outbound.Pusher{Sentinel: env.Sentinel, JS: js, Log: log, Now: now, HTTP: j.HTTP, Secrets: env.Secrets}}
+		retried: func() { env.Count(j.Name(), "retried", 1) },
+		pusher:  &outbound.Pusher{Sentinel: env.Sentinel, JS: js, Log: log, Now: now, HTTP: j.HTTP, Secrets: env.Secrets}}
 	if env.Run == 1 && !env.Started.IsZero() {
 		// The first run is there to catch up on tasks left by earlier runs of
 		// the daemon. A push this process has just tried and queued is not
@@ -155,6 +158,8 @@ func (r *outboundRun) run(ctx context.Context) error {
 				}
 				// One task failing must not stop the others: retried next run.
 				r.log.Warn().Str("task_id", row.ID).Err(err).Msg("Could not process outbound task; retried next run")
+			} else if r.retried != nil {
+				r.retried()
 			}
 		}
 		if len(rows) < page+1 {

@@ -252,6 +252,7 @@ func (j Reminders) runOne(ctx context.Context, env *Env, r Reminder) error {
 	if err := env.Sentinel.Put(ctx, logDoc); err != nil && !errors.Is(err, couch.ErrConflict) {
 		return fmt.Errorf("write %s: %w", logDoc["_id"], err)
 	}
+	env.Count("reminders", "created", run.sent)
 	log.Info().Time("occurrence", occ).Int("sent", run.sent).Int("skipped", run.skipped).Msg("Reminders created")
 	return nil
 }
