@@ -40,8 +40,10 @@ func (d *Daemon) follow(ctx context.Context) {
 		cfg := d.cfg.Load()
 		if cfg == nil || !cfg.Valid() {
 			d.markCaughtUp()
-			// Paused on purpose: still alive for systemd's watchdog.
+			// Paused on purpose: still alive for systemd's watchdog; the
+			// backlog metric keeps telling how much waits.
 			d.watchdogPing()
+			d.measureBacklog(ctx, cp)
 			select {
 			case <-ctx.Done():
 				return
@@ -66,6 +68,21 @@ func (d *Daemon) follow(ctx context.Context) {
 		log.Info().Str("seq", since).Msg("Following changes")
 		d.followFrom(ctx, log, proc, main, cp, since)
 	}
+}
+
+// measureBacklog sets the backlog metric from the feed's `pending` after
+// the checkpoint, while the feed is held (CouchDB says it; PouchDB Server
+// does not, and the metric then keeps its last value).
+func (d *Daemon) measureBacklog(ctx context.Context, cp *couch.Checkpoint) {
+	since, err := cp.Read(ctx, d.client.Main)
+	if err != nil {
+		return
+	}
+	b, err := d.client.Main.Changes(ctx, couch.FeedOptions{Since: since, Limit: 1, Normal: true})
+	if err != nil || b.Pending < 0 {
+		return
+	}
+	d.metrics.backlog.Set(float64(b.Pending + int64(len(b.Changes))))
 }
 
 // buildIndex builds the lookup index, retrying while the server fails.
