@@ -59,7 +59,8 @@ func (d *Daemon) checkAudit(ctx context.Context) {
 	case "on":
 		log.Info().Msg("Auditing is on: the daemon's writes to the main db are recorded in the audit db")
 	case "missing":
-		log.Warn().Msg("Auditing is off: the audit db does not exist (it is created by CHT API; checked again at each config reload)")
+		// A deployment without CHT API (or an older one) has none: a state, not a problem.
+		log.Info().Msg("Auditing is off: the audit db does not exist (it is created by CHT API; checked again at each config reload)")
 	default:
 		log.Info().Msg("Auditing is off (--audit=false)")
 	}
