@@ -190,8 +190,15 @@ func (x *Index) WaitReady(ctx context.Context) error {
 	}
 }
 
-// InUse reports whether the index is ready or being built: lookups are then
-// answered from memory (after waiting for the build).
+// Ready reports whether the index is built: lookups are then answered
+// from memory.
+func (x *Index) Ready() bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.ready
+}
+
+// InUse reports whether the index is ready or being built.
 func (x *Index) InUse() bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
