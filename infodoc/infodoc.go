@@ -8,6 +8,13 @@ import "strings"
 // suffix ends the id of every info doc.
 const suffix = "-info"
 
+// PendingKey holds, in an info doc, the transitions records of a run whose
+// doc save may or may not have happened: {rev, transitions}. The save
+// happened when the doc is no longer at rev; then the records stand, else
+// they are dropped. Written by the engine before a change's save and by
+// muting before a replayed report's save.
+const PendingKey = "sentinel_go_pending"
+
 // ID is the id of a doc's info doc in the sentinel db.
 func ID(docID string) string { return docID + suffix }
 

@@ -418,7 +418,7 @@ func (p *Engine) observeMessages(before, after transitions.Doc) {
 
 // pendingKey holds, in an info doc, the transitions recorded just before the
 // doc's save: {rev, transitions}.
-const pendingKey = "sentinel_go_pending"
+const pendingKey = infodoc.PendingKey
 
 // resolvePending settles a journal left by a run that stopped between the
 // journal and the info doc's final write. When the doc is still at the

@@ -24,12 +24,7 @@ import (
 // knownFaultBugs are (scenario, call) failures found and not fixed yet:
 // logged, not failed, while listed. Keys are "scenario/op" ("*": any call
 // the transition makes). Delete an entry once the engine is fixed.
-var knownFaultBugs = map[string]string{
-	// A retry of a client-side report whose replay of later reports was
-	// interrupted runs the report's cascade again and replays again: the
-	// contacts end in the same state, but info docs get the entries again.
-	"muting-client-side-replay/*": "muting: the retry after a failed store call during a replay repeats the cascades already done",
-}
+var knownFaultBugs = map[string]string{}
 
 func knownFault(scenario, op string) (string, bool) {
 	if r, ok := knownFaultBugs[scenario+"/"+op]; ok {
@@ -212,6 +207,42 @@ var faultScenarios = []faultScenario{
 		w.drain()
 		save(w, cs("cs-1", "MUTE"))
 	}},
+	{"muting-client-side-replay-steps", registered, func(w *faultWorld) {
+		// Muted (cs-1), unmuted (cs-2) and muted again (cs-3) offline; cs-1
+		// replicates last: its retry must skip the steps done and finish the
+		// one in progress.
+		code := patientCode(w)
+		person := patientDoc(w, code)
+		person["muted"] = "2024-05-10T08:40:00.000Z"
+		person["muting_history"] = clientSideHistory(
+			clientSideEntry(true, "2024-05-10T08:00:00.000Z", "cs-1"),
+			clientSideEntry(false, "2024-05-10T08:30:00.000Z", "cs-2"),
+			clientSideEntry(true, "2024-05-10T08:40:00.000Z", "cs-3"))
+		save(w, person, clientSideReport(w, "cs-2", "UNMUTE", "patient_id", code), clientSideReport(w, "cs-3", "MUTE", "patient_id", code))
+		w.drain()
+		save(w, clientSideReport(w, "cs-1", "MUTE", "patient_id", code))
+	}},
+	{"muting-client-side-replay-place", registered, func(w *faultWorld) {
+		// Clinic c1 muted (cs-p1), then its patient unmuted (cs-p2), which
+		// unmutes the whole clinic, offline: every contact of the clinic
+		// lists both; cs-p1 replicates last.
+		code := patientCode(w)
+		hist := func() map[string]any {
+			return clientSideHistory(
+				clientSideEntry(true, "2024-05-10T08:00:00.000Z", "cs-p1"),
+				clientSideEntry(false, "2024-05-10T08:30:00.000Z", "cs-p2"))
+		}
+		docs := []memdb.Doc{patientDoc(w, code)}
+		for _, id := range []string{"c1", chwOf("c1", 1), chwOf("c1", 2)} {
+			docs = append(docs, w.e.main.Peek(id))
+		}
+		for _, d := range docs {
+			d["muting_history"] = hist()
+		}
+		save(w, append(docs, clientSideReport(w, "cs-p2", "UNMUTE", "patient_id", code))...)
+		w.drain()
+		save(w, clientSideReport(w, "cs-p1", "MUTE", "place_id", fmt.Sprint(w.e.main.Peek("c1")["place_id"])))
+	}},
 	{"update_scheduled_reports", func(w *faultWorld) {
 		save(w, appReport("monthly-1", "MONTHLY", "c1", map[string]any{"year": 2024, "month": 4}))
 		w.drain()
@@ -225,6 +256,36 @@ var faultScenarios = []faultScenario{
 		save(w, memdb.Doc{"_id": "new-person", "type": "person", "name": "New", "parent": lineageOf("c4"), "reported_date": diffMs(time.Hour)},
 			memdb.Doc{"_id": "new-clinic", "type": "clinic", "name": "New clinic", "parent": lineageOf("hc2"), "reported_date": diffMs(time.Hour)})
 	}},
+}
+
+// patientDoc is the person whose patient_id is code.
+func patientDoc(w *faultWorld, code string) memdb.Doc {
+	for _, d := range w.e.main.All() {
+		if d["patient_id"] == code && d["type"] == "person" {
+			return d
+		}
+	}
+	w.t.Fatalf("no person with patient_id %s", code)
+	return nil
+}
+
+func clientSideEntry(muted bool, date, reportID string) any {
+	return map[string]any{"muted": muted, "date": date, "report_id": reportID}
+}
+
+// clientSideHistory is a contact's muting_history as an offline client
+// leaves it.
+func clientSideHistory(entries ...any) map[string]any {
+	return map[string]any{"last_update": "client_side",
+		"server_side": map[string]any{"muted": false, "date": "2024-05-01T00:00:00.000Z"},
+		"client_side": entries}
+}
+
+// clientSideReport is a muting report processed by an offline client.
+func clientSideReport(w *faultWorld, id, form, key, value string) memdb.Doc {
+	r := appReport(id, form, "c1", map[string]any{key: value})
+	r["client_side_transitions"] = map[string]any{"muting": true}
+	return r
 }
 
 // call is one store call of a batch.

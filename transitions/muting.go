@@ -263,113 +263,29 @@ func (t *muting) runReport(ctx context.Context, env *Env, c *Change, doc Doc, re
 	}
 	targetID, _ := target["_id"].(string)
 	cascade := mutingCascade{Wanted: wanted, ReportID: reportID, Report: doc, Target: targetID, Date: start.Date}
-	contacts, err := cascade.run(ctx, env, start.Root)
-	if err != nil {
-		return false, fmt.Errorf("%s %v: %w", mutingVerb(wanted), target["_id"], err)
+	progress := mutingProgress{Started: -1}
+	if clientSide && !replaying {
+		// A retry: an earlier attempt may have finished the cascade and
+		// part of the replay, which must not run again (mutingProgress).
+		if progress, err = cascade.progress(ctx, env, start.Root); err != nil {
+			return false, fmt.Errorf("%s %v: %w", mutingVerb(wanted), target["_id"], err)
+		}
+	}
+	if progress.Started < 0 {
+		contacts, err := cascade.run(ctx, env, start.Root)
+		if err != nil {
+			return false, fmt.Errorf("%s %v: %w", mutingVerb(wanted), target["_id"], err)
+		}
+		progress.Order = mutingReplayOrder(contacts, reportID)
 	}
 	t.message(env, doc, mutingVerb(wanted), replaying)
 	if clientSide && !replaying {
-		if err := t.replay(ctx, env, c, mutingReplayOrder(contacts, reportID)); err != nil {
+		if err := t.replay(ctx, env, c, progress); err != nil {
 			env.Log.Warn().Str("doc_id", reportID).Err(err).Msg("Replay of client-side muting reports stopped")
 			return true, &ChangedError{Err: err}
 		}
 	}
 	return true, nil
-}
-
-// replay re-runs, in order, the muting reports an offline client processed
-// after the change's report (Behaviour A, forced), each finalized like a
-// normal change. The change's own report is re-run on the in-memory doc,
-// which the pipeline saves. It stops at the first failure.
-func (t *muting) replay(ctx context.Context, env *Env, c *Change, ids []string) error {
-	for _, id := range ids {
-		if id == c.ID {
-			if err := mutingRefreshSubjects(ctx, env, c.Doc); err != nil {
-				return fmt.Errorf("replay %s: %w", id, err)
-			}
-			if _, err := t.runReport(ctx, env, c, c.Doc, true); err != nil {
-				return fmt.Errorf("replay %s: %w", id, err)
-			}
-			continue
-		}
-		if err := t.replayOne(ctx, env, c, id); err != nil {
-			return fmt.Errorf("replay %s: %w", id, err)
-		}
-	}
-	return nil
-}
-
-// mutingRefreshSubjects re-reads a report's patient and place (the cascade
-// changed them since the change was hydrated).
-func mutingRefreshSubjects(ctx context.Context, env *Env, doc Doc) error {
-	h := lineage.New(env.Store)
-	patientKey, placeKey := lineage.SubjectKeys(doc)
-	for _, sk := range [2][2]string{{patientKey, "patient"}, {placeKey, "place"}} {
-		key, field := sk[0], sk[1]
-		if key == "" {
-			continue
-		}
-		s, err := h.Subject(ctx, key)
-		if err != nil {
-			return err
-		}
-		if s != nil {
-			doc[field] = s
-		} else {
-			delete(doc, field)
-		}
-	}
-	return nil
-}
-
-// replayOne loads, hydrates and re-runs one report, then saves it and
-// records the run in its info doc. A missing report or one that is not a
-// muting report is passed over.
-func (t *muting) replayOne(ctx context.Context, env *Env, c *Change, id string) error {
-	for attempt := 0; ; attempt++ {
-		raw, err := env.Store.Get(ctx, id)
-		if IsNotFound(err) {
-			env.Log.Info().Str("doc_id", c.ID).Str("replayed_id", id).Msg("Client-side muting report not found: not replayed")
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		rev, _ := raw["_rev"].(string)
-		doc := jsv.CloneMap(raw)
-		if err := lineage.New(env.Store).Hydrate(ctx, doc); err != nil {
-			return err
-		}
-		if !t.isMutingReport(env, doc) {
-			return nil
-		}
-		changed, err := t.runReport(ctx, env, c, doc, true)
-		if err != nil {
-			return err
-		}
-		if !changed {
-			return nil
-		}
-		saved := lineage.Minify(doc)
-		saved["_rev"] = rev
-		err = env.Store.Put(ctx, saved)
-		if IsConflict(err) && attempt+1 < mutingSaveAttempts {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("save: %w", err)
-		}
-		record := map[string]any{"last_rev": rev, "seq": nil, "ok": true, "run_date": ISO(env.Now)}
-		return mutingUpdateInfo(ctx, env, id, func(info Doc) bool {
-			ts := jsv.Map(info["transitions"])
-			if ts == nil {
-				ts = map[string]any{}
-			}
-			ts[t.Name()] = record
-			info["transitions"] = ts
-			return true
-		})
-	}
 }
 
 // runContact is Behaviour B: a contact created under a muted ancestor, or

@@ -119,6 +119,15 @@ func mutingPlan(ctx context.Context, env *Env, target Doc, wanted bool, reportID
 // mutingLastEntry is the last muting_history entry of contact id's info doc
 // (nil when none).
 func mutingLastEntry(ctx context.Context, env *Env, id string) (map[string]any, error) {
+	hist, err := mutingHistory(ctx, env, id)
+	if err != nil || len(hist) == 0 {
+		return nil, err
+	}
+	return jsv.Map(hist[len(hist)-1]), nil
+}
+
+// mutingHistory is the muting_history of contact id's info doc (nil when none).
+func mutingHistory(ctx context.Context, env *Env, id string) ([]any, error) {
 	info, err := env.Sentinel.Get(ctx, infodoc.ID(id))
 	if IsNotFound(err) {
 		return nil, nil
@@ -127,10 +136,7 @@ func mutingLastEntry(ctx context.Context, env *Env, id string) (map[string]any, 
 		return nil, fmt.Errorf("read info doc of %s: %w", id, err)
 	}
 	hist, _ := info["muting_history"].([]any)
-	if len(hist) == 0 {
-		return nil, nil
-	}
-	return jsv.Map(hist[len(hist)-1]), nil
+	return hist, nil
 }
 
 // mutingEntryOf reports whether history entry e is report reportID's, for wanted.
@@ -277,22 +283,11 @@ func mutingStartOfToday(env *Env) time.Time {
 // run performs the cascade from root (a hydrated or stored contact) and
 // returns the contacts it covered, as updated.
 func (m mutingCascade) run(ctx context.Context, env *Env, root Doc) ([]Doc, error) {
-	rootID, _ := root["_id"].(string)
-	if rootID == "" {
-		return nil, fmt.Errorf("contact to %s has no _id", mutingVerb(m.Wanted))
-	}
-	desc, err := env.Store.DescendantIDs(ctx, rootID)
+	ids, err := m.contactIDs(ctx, env, root)
 	if err != nil {
-		return nil, fmt.Errorf("find descendants of %s: %w", rootID, err)
+		return nil, err
 	}
-	ids := []string{rootID}
-	seen := map[string]bool{rootID: true}
-	for _, id := range desc {
-		if !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	}
+	rootID := ids[0]
 	date := m.Date
 	if date == "" {
 		date = ISO(env.Now)
@@ -321,6 +316,28 @@ func (m mutingCascade) run(ctx context.Context, env *Env, root Doc) ([]Doc, erro
 		all = append(all, contacts...)
 	}
 	return all, nil
+}
+
+// contactIDs lists the contacts a cascade from root covers: the root first,
+// then its descendants.
+func (m mutingCascade) contactIDs(ctx context.Context, env *Env, root Doc) ([]string, error) {
+	rootID, _ := root["_id"].(string)
+	if rootID == "" {
+		return nil, fmt.Errorf("contact to %s has no _id", mutingVerb(m.Wanted))
+	}
+	desc, err := env.Store.DescendantIDs(ctx, rootID)
+	if err != nil {
+		return nil, fmt.Errorf("find descendants of %s: %w", rootID, err)
+	}
+	ids := []string{rootID}
+	seen := map[string]bool{rootID: true}
+	for _, id := range desc {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
 }
 
 // batch runs the three steps of the cascade on one batch of contact ids.

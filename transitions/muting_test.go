@@ -284,3 +284,26 @@ func TestMutingNewUnderMuted(t *testing.T) {
 }
 
 // --- behaviour, against an in-memory database fed like the daemon's feed ---
+
+func TestMutingAnchor(t *testing.T) {
+	e := func(muted bool, id string) any { return map[string]any{"muted": muted, "report_id": id} }
+	cases := []struct {
+		name   string
+		hist   []any
+		wanted bool
+		report string
+		want   int
+	}{
+		{"no history", nil, true, "r", -1},
+		{"first entry of the report", []any{e(false, "a"), e(true, "r"), e(false, "b"), e(true, "r")}, true, "r", 1},
+		{"other state is not the report's entry", []any{e(false, "r")}, true, "r", -1},
+		{"entries that are not objects skipped", []any{"x", nil, e(true, "r")}, true, "r", 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := mutingAnchor(c.hist, c.wanted, c.report); got != c.want {
+				t.Fatalf("got %d, want %d", got, c.want)
+			}
+		})
+	}
+}
