@@ -25,6 +25,15 @@ func (d *DB) wrap(what string, err error) error {
 	return wrapErr(fmt.Sprintf("%s (db %s)", what, d.name), err, d.server)
 }
 
+// DocCount is the number of docs in the database (its info's doc_count).
+func (d *DB) DocCount(ctx context.Context) (int64, error) {
+	st, err := d.k.Stats(ctx)
+	if err != nil {
+		return 0, d.wrap("read db info", err)
+	}
+	return st.DocCount, nil
+}
+
 // Get reads a document; ErrNotFound when missing.
 func (d *DB) Get(ctx context.Context, id string) (Doc, error) {
 	var doc Doc

@@ -2,6 +2,7 @@ package couch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -11,10 +12,15 @@ import (
 type IndexedDB struct {
 	*DB
 	Index *Index
+	// WaitForBuild makes lookups wait for an index being built (true for a
+	// new IndexedDB); false sends them to the views until it is ready.
+	WaitForBuild bool
 }
 
 // NewIndexedDB wraps db with a fresh (not yet bootstrapped) index.
-func NewIndexedDB(db *DB) *IndexedDB { return &IndexedDB{DB: db, Index: NewIndex()} }
+func NewIndexedDB(db *DB) *IndexedDB {
+	return &IndexedDB{DB: db, Index: NewIndex(), WaitForBuild: true}
+}
 
 // Bootstrap builds the index (see Index.Bootstrap).
 func (d *IndexedDB) Bootstrap(ctx context.Context) error { return d.Index.Bootstrap(ctx, d.DB) }
@@ -22,15 +28,33 @@ func (d *IndexedDB) Bootstrap(ctx context.Context) error { return d.Index.Bootst
 // Indexed reports whether lookups are answered from memory (the index is
 // built or being built: lookups wait for it): writes the caller holds back
 // are then visible to them once Observe'd.
-func (d *IndexedDB) Indexed() bool { return d.Index.Ready() }
-
-// fromIndex reports whether the index answers lookups: once built. While
-// it is built (a scan of the whole database at each start), the views
-// answer: a restart does not hold the changes that need a lookup for as
-// long as the scan takes, which grows with the database.
-func (d *IndexedDB) fromIndex(context.Context) (bool, error) {
-	return d.Index.Ready(), nil
+func (d *IndexedDB) Indexed() bool {
+	return d.Index.Ready() || d.WaitForBuild && d.Index.InUse()
 }
+
+// fromIndex reports whether the index answers a lookup: once built, or
+// while built when WaitForBuild (the lookup then waits for it); otherwise
+// the views answer.
+func (d *IndexedDB) fromIndex(ctx context.Context) (bool, error) {
+	if d.Index.Ready() {
+		return true, nil
+	}
+	if !d.WaitForBuild {
+		return false, nil
+	}
+	err := d.Index.WaitReady(ctx)
+	if errors.Is(err, ErrNotBuilding) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// SmallDB is the size up to which lookups wait for the index being built
+// (WaitForBuild): its scan takes a second or two, and a backlog is then
+// processed in group commit from the start. A larger database's scan grows
+// with it (about a minute for a million docs), and lookups go to the views
+// meanwhile: a restart costs the same whatever the database's size.
+const SmallDB = 10000
 
 // Observe records a doc's new version in the index (e.g. a write that is
 // held back to be sent in bulk).

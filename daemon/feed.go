@@ -63,6 +63,12 @@ func (d *Daemon) follow(ctx context.Context) {
 		// The lookup index is built beside the feed (once): lookups wait for
 		// it, changes that need none go ahead.
 		indexOnce.Do(func() {
+			// A large database's scan takes long: its lookups use the
+			// views meanwhile (a small one's scan is waited for).
+			if n, err := d.client.Main.DocCount(ctx); err == nil && n > couch.SmallDB {
+				main.WaitForBuild = false
+				log.Info().Int64("docs", n).Msg("Large database: the views answer lookups until the lookup index is built")
+			}
 			indexing.Go(func() { d.buildIndex(ctx, log, main) })
 		})
 		log.Info().Str("seq", since).Msg("Following changes")
