@@ -93,6 +93,11 @@ func (p *Engine) RunBatch(ctx context.Context, changes []couch.Change, c BatchCo
 			break
 		}
 		done = ch.Seq
+		if b.retried {
+			// The change waited (an outage, a failure): what was done before
+			// it is written now, not a second later.
+			b.retried, lastDurable = false, time.Time{}
+		}
 		if c.Durable != nil && c.DurableEvery > 0 && time.Since(lastDurable) >= c.DurableEvery {
 			ok, err := p.settle(ctx, b, c)
 			if err != nil {
@@ -216,6 +221,7 @@ func (p *Engine) runChange(ctx context.Context, b *Batch, ch couch.Change, c Bat
 			}
 			return true, nil
 		}
+		b.retried = true
 		if !couch.Unreachable(err) {
 			attempt++ // waiting for the server is not a failed attempt
 		}
