@@ -84,6 +84,7 @@ func TestSystemdNotify(t *testing.T) {
 	if stopping < running {
 		t.Errorf("STOPPING=1 at %d, want it only once the stop began (after message %d): %q", stopping, running, got)
 	}
+	t.Logf("notify sequence: %q", got)
 }
 
 // notifyLog reads what the daemon sends to NOTIFY_SOCKET, with the time
