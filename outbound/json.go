@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"unicode/utf16"
-	"unicode/utf8"
 
 	"sentinel-go/jsv"
 )
@@ -92,7 +91,7 @@ func writeJSON(b *bytes.Buffer, v any, depth int) error {
 		}
 		writeNumber(b, f)
 	case string:
-		writeString(b, x)
+		jsv.QuoteTo(b, x)
 	case []any:
 		b.WriteByte('[')
 		for i, e := range x {
@@ -110,7 +109,7 @@ func writeJSON(b *bytes.Buffer, v any, depth int) error {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			writeString(b, e)
+			jsv.QuoteTo(b, e)
 		}
 		b.WriteByte(']')
 	case map[string]any:
@@ -119,7 +118,7 @@ func writeJSON(b *bytes.Buffer, v any, depth int) error {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			writeString(b, k)
+			jsv.QuoteTo(b, k)
 			b.WriteByte(':')
 			if err := writeJSON(b, x[k], depth+1); err != nil {
 				return err
@@ -138,73 +137,6 @@ func writeNumber(b *bytes.Buffer, f float64) {
 		return
 	}
 	b.WriteString(jsv.NumberString(f))
-}
-
-const hexDigits = "0123456789abcdef"
-
-// writeString quotes s as JSON.stringify does (ES2019 well-formed JSON).
-// Bytes that are not UTF-8 are written as U+FFFD, except the 3-byte
-// encodings of surrogates (as a JavaScript string exported with a lone
-// surrogate may hold), which are written as \udxxx escapes.
-func writeString(b *bytes.Buffer, s string) {
-	b.WriteByte('"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch c {
-			case '"':
-				b.WriteString(`\"`)
-			case '\\':
-				b.WriteString(`\\`)
-			case '\b':
-				b.WriteString(`\b`)
-			case '\f':
-				b.WriteString(`\f`)
-			case '\n':
-				b.WriteString(`\n`)
-			case '\r':
-				b.WriteString(`\r`)
-			case '\t':
-				b.WriteString(`\t`)
-			default:
-				if c < 0x20 {
-					b.WriteString(`\u00`)
-					b.WriteByte(hexDigits[c>>4])
-					b.WriteByte(hexDigits[c&0xf])
-				} else {
-					b.WriteByte(c)
-				}
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			if u, ok := surrogateAt(s, i); ok {
-				b.WriteString(`\u`)
-				for shift := 12; shift >= 0; shift -= 4 {
-					b.WriteByte(hexDigits[(u>>uint(shift))&0xf])
-				}
-				i += 3
-				continue
-			}
-			b.WriteString("\ufffd")
-			i++
-			continue
-		}
-		b.WriteString(s[i : i+size])
-		i += size
-	}
-	b.WriteByte('"')
-}
-
-// surrogateAt decodes the generalized UTF-8 (WTF-8) encoding of a surrogate
-// code point (ED A0..BF 80..BF) at s[i].
-func surrogateAt(s string, i int) (uint16, bool) {
-	if i+2 >= len(s) || s[i] != 0xED || s[i+1] < 0xA0 || s[i+1] > 0xBF || s[i+2] < 0x80 || s[i+2] > 0xBF {
-		return 0, false
-	}
-	return uint16(0xD000 | uint16(s[i+1]&0x3F)<<6 | uint16(s[i+2]&0x3F)), true
 }
 
 // JSKeyOrder returns the keys of m in the order JSON.stringify writes an

@@ -223,45 +223,11 @@ func jsJSON(pairs ...jsonPair) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(jsQuote(p.key))
+		b.WriteString(jsv.Quote(p.key))
 		b.WriteByte(':')
-		b.WriteString(jsQuote(p.value))
+		b.WriteString(jsv.Quote(p.value))
 	}
 	b.WriteByte('}')
-	return b.String()
-}
-
-// jsQuote quotes s as JSON.stringify does: only `"`, `\` and control
-// characters are escaped (encoding/json also escapes <, >, &, U+2028 and
-// U+2029).
-func jsQuote(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch r {
-		case '"':
-			b.WriteString(`\"`)
-		case '\\':
-			b.WriteString(`\\`)
-		case '\b':
-			b.WriteString(`\b`)
-		case '\f':
-			b.WriteString(`\f`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		default:
-			if r < 0x20 {
-				fmt.Fprintf(&b, `\u%04x`, r)
-			} else {
-				b.WriteRune(r)
-			}
-		}
-	}
-	b.WriteByte('"')
 	return b.String()
 }
 
