@@ -29,11 +29,19 @@ version=$(git describe --tags --always --dirty 2>/dev/null || echo unknown)
 source=${IMAGE_SOURCE:-$(git remote get-url origin 2>/dev/null | sed -E 's#//[^/@]*@#//#' || true)}
 # --format docker keeps the HEALTHCHECK (the OCI image config has no field
 # for it); both runtimes and every registry take this format.
-podman build --quiet --pull=never --format docker \
+# --no-cache: the layer cache would keep the labels of an earlier build
+# (their build args are not part of its key); the build only copies files.
+# --layers=false: no intermediate images left behind.
+previous=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+podman build --quiet --pull=never --no-cache --layers=false --format docker \
   --build-arg VERSION="$version" --build-arg REVISION="$revision" \
   --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" --build-arg SOURCE="${source:-unknown}" \
   -t "$IMAGE" -f "$ctx/Containerfile" "$ctx" >/dev/null
 
+# The previous build of IMAGE, untagged now (kept if a container uses it).
+if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect --format '{{.Id}}' "$IMAGE")" ]; then
+  podman rmi "$previous" >/dev/null 2>&1 || true
+fi
 bytes=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
 echo "image: built $IMAGE ($version, $mb MB)"
