@@ -118,7 +118,9 @@ ready() { [ "$(get /readyz)" = 200 ]; }
 wait_for "/readyz" 10 ready
 [ "$(get /metrics)" = 200 ] && grep -q 'sentinel_changes_total{outcome="changed"}' "$state/body" || fail "/metrics: no sentinel_changes_total"
 podman exec "$name" /sentinel healthcheck >/dev/null || fail "the image's healthcheck fails once running"
-podman logs "$name" 2>&1 | grep -q "CHT API is ready" || fail "the end of the wait is not logged"
+# Into a file first: grep -q quitting early would fail the pipe (pipefail).
+podman logs "$name" >"$state/container.log" 2>&1
+grep -q "CHT API is ready" "$state/container.log" || fail "the end of the wait is not logged"
 echo "image-test: registration processed ${processed_after} s after the start (API answered after about ${api_ready_after} s); /readyz 200, /metrics served"
 
 # SIGTERM: exit 0 within 5 s.
