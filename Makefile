@@ -3,6 +3,7 @@
 #   make demo          run the daemon on a demo database and show what it did
 #   make test          everything CI runs (unit, integration against PouchDB Server, differential, conformance)
 #   make conformance   every public conformance scenario, with counts
+#   make image         the container image; make image-test runs it in CHT's environment
 
 SHELL := /bin/bash
 GO ?= go
@@ -12,7 +13,7 @@ POUCHDB := scripts/pouchdb.sh
 TEST_PORT ?= 5987
 CONFORMANCE := python3 $(SHARED)/conformance/run.py --sut 'exec ./bin/sentinel' --jobs 2
 
-.PHONY: bench chaos all build test unit lint integration differential conformance conformance-listed demo clean pouchdb-start pouchdb-stop fuzz install
+.PHONY: image image-test bench chaos all build test unit lint integration differential conformance conformance-listed demo clean pouchdb-start pouchdb-stop fuzz install
 
 all: build
 
@@ -94,6 +95,17 @@ install: build
 	chmod 0644 $(DESTDIR)$(UNITDIR)/sentinel.service
 	@if [ -e $(DESTDIR)$(ENVDIR)/env ]; then echo "$(DESTDIR)$(ENVDIR)/env exists: kept"; \
 	  else install -D -m 0600 packaging/sentinel.env.example $(DESTDIR)$(ENVDIR)/env; fi
+
+# The container image (packaging/Containerfile): a static binary on an
+# empty base, built with podman without pulling anything, and its end-to-end
+# test in CHT's environment (scripts/image-test.sh: needs root, podman and
+# runc; exit 77 when this machine cannot run containers).
+IMAGE ?= localhost/sentinel-go:latest
+image:
+	scripts/image.sh $(IMAGE)
+
+image-test: image
+	scripts/image-test.sh $(IMAGE)
 
 pouchdb-start:
 	$(POUCHDB) start $(TEST_PORT)

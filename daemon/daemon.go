@@ -67,6 +67,11 @@ type Options struct {
 	// NoAudit turns off the audit log of the daemon's writes (on by default
 	// when `<db>-audit` exists).
 	NoAudit bool
+	// APIURL is CHT API (http://$API_HOST:$API_PORT): when set, the feed
+	// starts only once its /setup/poll answers (daemon/apiwait.go).
+	APIURL string
+	// APIPollInterval is how often /setup/poll is asked (default 1 s).
+	APIPollInterval time.Duration
 }
 
 // Daemon is the running service.
@@ -129,6 +134,9 @@ func New(opts Options) (*Daemon, error) {
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 60 * time.Second
+	}
+	if opts.APIPollInterval <= 0 {
+		opts.APIPollInterval = time.Second
 	}
 	if opts.HealthStall <= 0 {
 		opts.HealthStall = 10 * time.Minute
@@ -229,6 +237,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.log.Error().Str("component", c.name).Err(err).Msg("Component failed")
 			}
 		})
+	}
+	if err := d.waitForAPI(ctx); err != nil {
+		return err
 	}
 	if err := d.connect(ctx); err != nil {
 		return err

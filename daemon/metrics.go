@@ -118,6 +118,34 @@ type health struct {
 	// configKept is set while the latest configuration is invalid and the
 	// previous one keeps running.
 	configKept atomic.Bool
+	// api is the CHT API the daemon waits for before following the feed,
+	// "" when it does not (any more).
+	api atomic.Pointer[apiWait]
+}
+
+// apiWait is a wait for CHT API in progress.
+type apiWait struct {
+	url   string
+	since time.Time
+}
+
+// waitingFor records that the daemon waits for the API at url ("" once it
+// does not).
+func (h *health) waitingFor(url string) {
+	if url == "" {
+		h.api.Store(nil)
+		return
+	}
+	h.api.Store(&apiWait{url: url, since: time.Now()})
+}
+
+// apiWaiting says what the daemon waits for ("" when not waiting for API).
+func (h *health) apiWaiting() string {
+	w := h.api.Load()
+	if w == nil {
+		return ""
+	}
+	return "waiting for CHT API at " + w.url + " to answer /setup/poll (for " + time.Since(w.since).Round(time.Second).String() + ")"
 }
 
 func (h *health) setProblem(p string) { h.problem.Store(&p) }
@@ -139,6 +167,10 @@ func (d *Daemon) serveHTTP(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if wait := d.health.apiWaiting(); wait != "" {
+			http.Error(w, wait, http.StatusServiceUnavailable)
+			return
+		}
 		if !d.ready.Load() {
 			http.Error(w, "no valid config loaded yet", http.StatusServiceUnavailable)
 			return
@@ -146,6 +178,13 @@ func (d *Daemon) serveHTTP(ctx context.Context, ln net.Listener) error {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if wait := d.health.apiWaiting(); wait != "" {
+			// Alive and doing what it must: API's migrations can take
+			// minutes, and a liveness probe failing meanwhile would only
+			// restart the wait.
+			_, _ = w.Write([]byte("ok; " + wait + "\n"))
+			return
+		}
 		if msg := d.unhealthy(); msg != "" {
 			http.Error(w, msg, http.StatusServiceUnavailable)
 			return

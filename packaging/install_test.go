@@ -1,5 +1,7 @@
-// Package packaging holds the systemd unit and the example environment file;
-// its test checks `make install`.
+// Package packaging holds the systemd unit and the example environment file,
+// the container image's Containerfile, the compose override and the
+// Kubernetes patch; its tests check `make install` and that the container
+// files agree.
 package packaging
 
 import (

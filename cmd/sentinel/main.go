@@ -32,6 +32,7 @@ Usage:
   sentinel check-config [--json] [--translations DIR_OR_FILE] FILE
                                         validate an app_settings file offline (exit 0 valid, 1 not)
   sentinel explain [--json] DOCID       show what the transitions would do to a doc, writing nothing
+  sentinel healthcheck [--listen ADDR]  exit 0 if the daemon's /healthz answers 200, else 1 (container probes)
   sentinel --version                    print the version and VCS revision
 
 Environment:
@@ -42,6 +43,10 @@ Environment:
   TZ                      time zone of date arithmetic (offsets, windows, day boundaries)
   SENTINEL_SECRET_<KEY>   a credential of outbound pushes or SMS aggregators (e.g. SENTINEL_SECRET_RAPIDPRO_OUTGOING)
   SENTINEL_SECRETS_FILE   a JSON file of credentials {"<key>": "<secret>"}
+  API_HOST, API_PORT      CHT API (port 5988 by default): when API_HOST is set, wait
+                          for its /setup/poll to answer before following changes
+  LOG_LEVEL               CHT's name for the log level (winston's names), below
+                          --log-level and SENTINEL_LOG_LEVEL
 
 Signals:
   SIGTERM, SIGINT  finish the change in hand, write the checkpoint, exit 0
@@ -81,11 +86,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "explain" {
 		return explainCmd(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("sentinel", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	couchURL, sentinelDB := dbFlags(fs)
 	logFormat := fs.String("log-format", "", "log format: json or console (default: console on a terminal, else json)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	logLevel := fs.String("log-level", "info", "log level: error, warn, info (http), debug (verbose), or silly (trace); winston's names, as LOG_LEVEL")
 	exprTimeout := fs.Duration("expr-timeout", 100*time.Millisecond, "time bound of each config expression evaluation")
 	jobInterval := fs.Duration("job-interval", 5*time.Minute, "how often the scheduled jobs run")
 	listen := fs.String("listen", DefaultListen, "address of /metrics, /healthz and /readyz (empty disables)")
@@ -109,7 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		// A mistyped subcommand must never start the daemon on a live db.
-		fmt.Fprintf(stderr, "sentinel: unknown command or argument %q (commands: check-config, explain; see --help)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "sentinel: unknown command or argument %q (commands: check-config, explain, healthcheck; see --help)\n", fs.Arg(0))
 		return 2
 	}
 	from, err := fromEnv(fs, settings...)
@@ -117,10 +125,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sentinel:", err)
 		return 2
 	}
+	chtLogLevel(fs, from)
 	log, err := newLogger(*logFormat, *logLevel, from, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)
 		return 2
+	}
+	if flagSet(fs, "log-level") {
+		// Which of the three ways to set it won, for an operator who set two.
+		log.Debug().Str("component", "daemon").Str("log_level", *logLevel).Str("set_by", from.label("log-level")).Msg("Log level")
 	}
 	for _, f := range []struct {
 		name string
@@ -140,6 +153,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sentinel: %s: %v\n", from.label("phone-owner"), err)
 		return 2
 	}
+	apiURL, err := chtAPIURL()
+	if err != nil {
+		fmt.Fprintln(stderr, "sentinel:", err)
+		return 2
+	}
 	var clock func() time.Time
 	if fake := os.Getenv("SENTINEL_FAKE_NOW"); fake != "" {
 		// The conformance runner's test clock (jobs.md §0).
@@ -156,7 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// Set on the command line or in the environment, the address is
 		// required; the default is not (several daemons on one machine).
 		Listen: *listen, ListenOptional: !flagSet(fs, "listen"), HealthStall: *healthStall, PhoneOwner: owner,
-		Clock: clock, NoAudit: !*auditOn,
+		Clock: clock, NoAudit: !*auditOn, APIURL: apiURL,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)
@@ -276,9 +294,9 @@ func positive(label string, v time.Duration) error {
 
 // newLogger is the daemon's logger; from names the flags in its errors.
 func newLogger(format, level string, from origins, w io.Writer) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(level)
+	lvl, err := parseLevel(level)
 	if err != nil {
-		return zerolog.Logger{}, fmt.Errorf("bad %s %q (debug, info, warn or error)", from.label("log-level"), level)
+		return zerolog.Logger{}, fmt.Errorf("bad %s %q (%s)", from.label("log-level"), level, levelList)
 	}
 	var out io.Writer = w
 	switch format {
