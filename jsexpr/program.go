@@ -54,6 +54,8 @@ type Program struct {
 	empty bool
 	fn    bool // compiled by CompileFunction: the completion value is the function
 	prg   *goja.Program
+	// fast decides Truthy in Go when it can (fast.go); nil for most sources.
+	fast fastExpr
 }
 
 // SyntaxError reports source that does not compile. Line and Column are
@@ -83,11 +85,11 @@ func Compile(name, src string) (*Program, error) {
 		return nil, err
 	}
 	p := &Program{name: name, src: src, empty: strings.TrimSpace(src) == ""}
-	prg, _, err := compileSource(name, leftAssociate(src, "", ""))
+	prg, body, err := compileSource(name, leftAssociate(src, "", ""))
 	if err != nil {
 		return nil, err
 	}
-	p.prg = prg
+	p.prg, p.fast = prg, compileFast(body)
 	return p, nil
 }
 

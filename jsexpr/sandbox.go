@@ -89,6 +89,11 @@ func (s *Sandbox) Truthy(ctx context.Context, p *Program, globals map[string]any
 	if p != nil && p.empty {
 		return true, nil
 	}
+	if p != nil && p.fast != nil && (ctx == nil || ctx.Err() == nil) {
+		if v, ok := p.fast.eval(globals); ok {
+			return truthy(v), nil
+		}
+	}
 	var out bool
 	err := s.exec(ctx, p, func(e *evaluation) error {
 		v, err := e.runScript(globals)
