@@ -15,6 +15,9 @@
 //     safe), a timer that interrupts runaway scripts, and a call-depth limit.
 //   - Results come back as encoding/json-style values (map[string]any, []any,
 //     string, float64, bool, nil), so callers never hold goja values.
+//   - Truthy decides the commonest expressions (fields compared with
+//     literals) in Go, on the caller's values, when that answer cannot
+//     differ from goja's (fast.go); the rest run in goja.
 //
 // One deliberate difference from "all standard built-ins": eval, Function and
 // the other constructors that compile strings throw EvalError, and JSON.parse
