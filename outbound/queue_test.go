@@ -434,3 +434,30 @@ func TestQueueTaskMirror(t *testing.T) {
 		t.Errorf("task of a: %v", err)
 	}
 }
+
+// A read of a task doc that the queue's own write may have overtaken (a
+// scan page read before the queue deleted the task) must not bring the
+// old doc back into the mirror: the task is then read again before use.
+func TestQueueTaskMirrorStaleRead(t *testing.T) {
+	q := &Queue{}
+	q.init()
+	q.tasksListed = true
+	old := map[string]any{"_id": TaskID("a"), "_rev": "1-x", "queue": []any{"p"}}
+
+	gen := q.taskGeneration()
+	q.wroteTask("a", map[string]any{"_id": TaskID("a"), "_rev": "2-x", "_deleted": true})
+	q.readTask("a", old, gen)
+	if q.taskKnown("a") {
+		t.Fatalf("a stale read is trusted: mirror %v", q.mirroredTask("a"))
+	}
+
+	gen = q.taskGeneration()
+	q.readTask("a", old, gen)
+	if !q.taskKnown("a") || q.mirroredTask("a")["_rev"] != "1-x" {
+		t.Fatalf("a current read is not kept: %v", q.mirroredTask("a"))
+	}
+	q.readTask("b", nil, gen)
+	if !q.taskKnown("b") || q.mirroredTask("b") != nil {
+		t.Fatal("a listed mirror does not know that b has no task")
+	}
+}
