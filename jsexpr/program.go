@@ -15,6 +15,9 @@
 //     safe), a timer that interrupts runaway scripts, and a call-depth limit.
 //   - Results come back as encoding/json-style values (map[string]any, []any,
 //     string, float64, bool, nil), so callers never hold goja values.
+//   - Truthy decides the commonest expressions (fields compared with
+//     literals) in Go, on the caller's values, when that answer cannot
+//     differ from goja's (fast.go); the rest run in goja.
 //
 // One deliberate difference from "all standard built-ins": eval, Function and
 // the other constructors that compile strings throw EvalError, and JSON.parse
@@ -54,6 +57,8 @@ type Program struct {
 	empty bool
 	fn    bool // compiled by CompileFunction: the completion value is the function
 	prg   *goja.Program
+	// fast decides Truthy in Go when it can (fast.go); nil for most sources.
+	fast fastExpr
 }
 
 // SyntaxError reports source that does not compile. Line and Column are
@@ -83,11 +88,11 @@ func Compile(name, src string) (*Program, error) {
 		return nil, err
 	}
 	p := &Program{name: name, src: src, empty: strings.TrimSpace(src) == ""}
-	prg, _, err := compileSource(name, leftAssociate(src, "", ""))
+	prg, body, err := compileSource(name, leftAssociate(src, "", ""))
 	if err != nil {
 		return nil, err
 	}
-	p.prg = prg
+	p.prg, p.fast = prg, compileFast(body)
 	return p, nil
 }
 

@@ -84,10 +84,16 @@ func (s *Sandbox) Eval(ctx context.Context, p *Program, globals map[string]any) 
 //
 // It does not export the value: JavaScript truthiness is decided on the goja
 // value, so e.g. an empty array is true (as in the reference) and no time is
-// spent converting large results.
+// spent converting large results. A comparison of fields with literals is
+// decided in Go when goja could not answer otherwise (fast.go).
 func (s *Sandbox) Truthy(ctx context.Context, p *Program, globals map[string]any) (bool, error) {
 	if p != nil && p.empty {
 		return true, nil
+	}
+	if p != nil && p.fast != nil && (ctx == nil || ctx.Err() == nil) {
+		if v, ok := p.fast.eval(globals); ok {
+			return truthy(v), nil
+		}
 	}
 	var out bool
 	err := s.exec(ctx, p, func(e *evaluation) error {

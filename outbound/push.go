@@ -226,9 +226,23 @@ func (p *Pusher) client() *http.Client {
 
 // noRedirects answers a redirect as the non-2xx it is: a POST is not
 // replayed elsewhere (nor are credentials).
-var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+var noRedirects = &http.Client{Transport: pushTransport(), CheckRedirect: func(*http.Request, []*http.Request) error {
 	return http.ErrUseLastResponse
 }}
+
+// pushTransport is http.DefaultTransport keeping enough idle connections
+// per host for the queue's workers: with the default 2, three workers
+// pushing to one destination closed and reopened a connection on most
+// requests (a TCP and, on https, a TLS handshake each time).
+func pushTransport() http.RoundTripper {
+	t, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return http.DefaultTransport
+	}
+	t = t.Clone()
+	t.MaxIdleConnsPerHost = 16
+	return t
+}
 
 func (p *Pusher) timeout() time.Duration {
 	if p.Timeout > 0 {

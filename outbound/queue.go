@@ -89,7 +89,28 @@ type Queue struct {
 	recWake chan struct{}
 	scan    chan struct{}
 	retry   retryReq
+
+	// taskDocs mirrors the task docs (doc id → the doc as last read or
+	// written; nil: it exists, content unknown), so that a record pass
+	// needs no read of them. Once tasksListed (a full scan found every
+	// task), a doc id missing here has no task: the queue is the only
+	// writer of task docs. A wrong guess costs no correctness: every write
+	// carries the _rev the mirror holds, so a stale entry ends in a 409 and
+	// a re-read.
+	taskDocs    map[string]map[string]any
+	tasksListed bool
+	// taskGen counts the queue's task writes: a read that a write may have
+	// overtaken (taskGen moved meanwhile) only says that the task exists.
+	taskGen uint64
 }
+
+// taskMirrorMax bounds the task docs whose content is kept (beyond it only
+// their existence is), and taskListMax the tasks listed at all (beyond it
+// the mirror is not trusted for absence: reads as before).
+const (
+	taskMirrorMax = 20000
+	taskListMax   = 500000
+)
 
 // QueueStore is the sentinel db as the queue uses it. *couch.DB implements it.
 type QueueStore interface {
@@ -139,6 +160,10 @@ type qitem struct {
 	Item
 	state itemState
 	at    time.Time // when it was sent
+	// recorded: its completed_tasks record is written (it rode on the
+	// pipeline's info-doc write, TakeRecords); folding: that write is under
+	// way, so no other writer may record it meanwhile.
+	recorded, folding bool
 }
 
 // entry is the pushes of one change (or of one retried task), sent in order.
@@ -185,6 +210,7 @@ func (q *Queue) init() {
 		q.docs = map[string][]*entry{}
 		q.dests = map[string]*dest{}
 		q.known = map[string]knownHash{}
+		q.taskDocs = map[string]map[string]any{}
 		q.recWake = make(chan struct{}, 1)
 		q.scan = make(chan struct{}, 1)
 		q.started = q.now()
@@ -295,6 +321,7 @@ func (q *Queue) Run(ctx context.Context) {
 	}
 	wg.Go(func() { q.recorder(ctx) })
 	wg.Go(func() { q.scanner(ctx) })
+	wg.Go(func() { q.listTasks(ctx) })
 	wg.Wait()
 	// Records of delivered pushes whose change is checkpointed.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -331,7 +358,7 @@ func (q *Queue) process(ctx context.Context, e *entry) {
 			return // not finished: its change is processed again, or its task retried
 		}
 		if it.Push == nil || it.Body == nil {
-			it.state = itemFailed
+			q.setState(it, itemFailed)
 			e.next++
 			continue
 		}
@@ -348,7 +375,7 @@ func (q *Queue) process(ctx context.Context, e *entry) {
 				if err != nil && !errors.Is(err, couch.ErrNotFound) {
 					q.Log.Error().Str("doc_id", e.docID).Str("push", it.Name).Err(err).
 						Msgf("Failed to push %s to %s: read info doc: %v", e.docID, it.Name, err)
-					it.state = itemFailed
+					q.setState(it, itemFailed)
 					e.next++
 					continue
 				}
@@ -358,7 +385,7 @@ func (q *Queue) process(ctx context.Context, e *entry) {
 		}
 		if last == it.Hash {
 			q.Log.Debug().Str("doc_id", e.docID).Str("push", it.Name).Msg("Payload already pushed: not sent again")
-			it.state = itemDuplicate
+			q.setState(it, itemDuplicate)
 			e.next++
 			continue
 		}
@@ -370,12 +397,12 @@ func (q *Queue) process(ctx context.Context, e *entry) {
 			q.dests[dk] = d
 		}
 		now := q.now()
-		if now.Before(d.until) {
+		if until := d.until; now.Before(until) {
 			q.failed = true
-			q.mu.Unlock()
-			q.Log.Warn().Str("doc_id", e.docID).Str("push", it.Name).Time("retry_after", d.until).
-				Msgf("Destination of %s is backing off after failures: %s queued", it.Name, e.docID)
 			it.state = itemFailed
+			q.mu.Unlock()
+			q.Log.Warn().Str("doc_id", e.docID).Str("push", it.Name).Time("retry_after", until).
+				Msgf("Destination of %s is backing off after failures: %s queued", it.Name, e.docID)
 			e.next++
 			continue
 		}
@@ -422,6 +449,14 @@ func (q *Queue) process(ctx context.Context, e *entry) {
 	q.finish(e)
 }
 
+// setState sets it's state under the lock: Sync reads the states of the
+// entries in progress.
+func (q *Queue) setState(it *qitem, s itemState) {
+	q.mu.Lock()
+	it.state = s
+	q.mu.Unlock()
+}
+
 // finish moves a finished entry to the recorder and readies the doc's next.
 func (q *Queue) finish(e *entry) {
 	q.mu.Lock()
@@ -458,6 +493,66 @@ func destKey(d *Destination) string {
 		return ""
 	}
 	return strings.TrimRight(d.BaseURL, "/") + "/" + strings.TrimLeft(d.Path, "/")
+}
+
+// folding reports whether a record of e is being written by the pipeline.
+func (e *entry) folding() bool {
+	for _, it := range e.items {
+		if it.folding {
+			return true
+		}
+	}
+	return false
+}
+
+// TakeRecords hands the pipeline the completed_tasks records of docID's
+// delivered pushes that are not written yet, so that they ride on the
+// info-doc write the pipeline makes anyway for the change in hand: one
+// write of the info doc instead of two, and none for the recorder or Sync
+// to read back. Only entries whose change has not been through Sync are
+// handed out (the recorder leaves those alone, so the two writers never
+// race on them). The pipeline calls done with whether that write, with
+// the records, succeeded; until then nobody else records them, and after
+// a failed write they are recorded as usual.
+func (q *Queue) TakeRecords(docID string) (records []any, done func(written bool)) {
+	if q == nil {
+		return nil, func(bool) {}
+	}
+	q.init()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var took []*qitem
+	var keys []string
+	for _, e := range q.done {
+		if e.docID != docID || e.flushed {
+			continue
+		}
+		for _, it := range e.items {
+			if it.state == itemSent && !it.recorded && !it.folding {
+				it.folding = true
+				took = append(took, it)
+				keys = append(keys, e.docID+"\x00"+it.Name)
+				records = append(records, completedEntry(it.Name, it.at, it.Hash))
+			}
+		}
+	}
+	if len(took) == 0 {
+		return nil, func(bool) {}
+	}
+	return records, func(written bool) {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		for i, it := range took {
+			it.folding = false
+			if !written {
+				continue
+			}
+			it.recorded = true
+			if k, ok := q.known[keys[i]]; ok && k.hash == it.Hash {
+				q.known[keys[i]] = knownHash{hash: it.Hash, recorded: true}
+			}
+		}
+	}
 }
 
 // recorder writes the records of finished entries whose change went
@@ -541,7 +636,7 @@ func (q *Queue) record(ctx context.Context, sync bool) error {
 		}
 	}
 	for _, e := range q.done {
-		if e.flushed {
+		if e.flushed && !e.folding() {
 			take = append(take, e)
 		} else {
 			keep = append(keep, e)
@@ -563,7 +658,9 @@ func (q *Queue) record(ctx context.Context, sync bool) error {
 		for _, it := range e.items {
 			switch it.state {
 			case itemSent:
-				o.appends = append(o.appends, completedEntry(it.Name, it.at, it.Hash))
+				if !it.recorded {
+					o.appends = append(o.appends, completedEntry(it.Name, it.at, it.Hash))
+				}
 				op.remove = append(op.remove, it.Name)
 			case itemDuplicate:
 				op.remove = append(op.remove, it.Name)
@@ -654,12 +751,28 @@ func (q *Queue) write(ctx context.Context, byDoc map[string]*docOps) error {
 		for id := range infos {
 			ids = append(ids, infodoc.ID(id))
 		}
+		mirrored := map[string]bool{} // task docs known without a read
 		for id := range tasks {
+			if q.taskKnown(id) {
+				mirrored[id] = true
+				continue
+			}
 			ids = append(ids, TaskID(id))
 		}
-		cur, err := q.Sentinel.GetMany(ctx, ids)
-		if err != nil {
-			return fmt.Errorf("read info and task docs: %w", err)
+		cur := map[string]couch.Doc{}
+		gen := q.taskGeneration()
+		if len(ids) > 0 {
+			var err error
+			if cur, err = q.Sentinel.GetMany(ctx, ids); err != nil {
+				return fmt.Errorf("read info and task docs: %w", err)
+			}
+		}
+		for id := range tasks {
+			if mirrored[id] {
+				cur[TaskID(id)] = q.mirroredTask(id)
+			} else {
+				q.readTask(id, cur[TaskID(id)], gen)
+			}
 		}
 		var docs []couch.Doc
 		var infoOf, taskOf []string // doc id per written doc ("" in the other)
@@ -694,11 +807,15 @@ func (q *Queue) write(ctx context.Context, byDoc map[string]*docOps) error {
 				return fmt.Errorf("write %v: %w", docs[i]["_id"], res[i].Err)
 			}
 			if i < len(res) && res[i].Err != nil {
+				if taskOf[i] != "" {
+					q.unknownTask(taskOf[i]) // read next attempt
+				}
 				continue // conflict: re-read and re-applied
 			}
 			if infoOf[i] != "" {
 				delete(infos, infoOf[i])
 			} else {
+				q.wroteTask(taskOf[i], docs[i])
 				delete(tasks, taskOf[i])
 			}
 		}
@@ -824,6 +941,7 @@ func (q *Queue) scanTasks(ctx context.Context, skipNew bool) error {
 	seen := map[string]bool{}
 	start := TaskPrefix
 	for {
+		gen := q.taskGeneration()
 		rows, err := q.Sentinel.AllDocs(ctx, map[string]any{"startkey": start, "endkey": TaskPrefix + "\ufff0",
 			"include_docs": true, "limit": page + 1})
 		if err != nil {
@@ -837,6 +955,7 @@ func (q *Queue) scanTasks(ctx context.Context, skipNew bool) error {
 				continue
 			}
 			seen[row.ID] = true
+			q.readTask(strings.TrimPrefix(row.ID, TaskPrefix), row.Doc, gen)
 			if skipNew {
 				if c, ok := row.Doc["created"].(float64); ok && c >= float64(q.started.UnixMilli()) {
 					continue
@@ -909,7 +1028,13 @@ func (q *Queue) retryTask(ctx context.Context, cfg *Config, raw map[string]any, 
 			if errors.Is(err, couch.ErrNotFound) || err == nil && d["_deleted"] == true {
 				q.Log.Info().Str("doc_id", docID).Msgf("Doc %s no longer exists: outbound task deleted", docID)
 				rev, _ := task["_rev"].(string)
-				if err := q.Sentinel.Delete(ctx, taskID, rev); err != nil && !errors.Is(err, couch.ErrNotFound) {
+				err := q.Sentinel.Delete(ctx, taskID, rev)
+				if err == nil {
+					q.wroteTask(docID, nil)
+				} else {
+					q.unknownTask(docID)
+				}
+				if err != nil && !errors.Is(err, couch.ErrNotFound) {
 					return fmt.Errorf("delete task: %w", err)
 				}
 				return nil
@@ -935,4 +1060,116 @@ func (q *Queue) retryTask(ctx context.Context, cfg *Config, raw map[string]any, 
 	}
 	q.enqueue(e)
 	return nil
+}
+
+// taskKnown reports whether the mirror knows docID's task doc (its content,
+// or that there is none) without a read.
+func (q *Queue) taskKnown(docID string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t, ok := q.taskDocs[docID]
+	return ok && t != nil || !ok && q.tasksListed
+}
+
+// mirroredTask is a copy of the task doc the mirror holds (nil: none).
+func (q *Queue) mirroredTask(docID string) map[string]any {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if t := q.taskDocs[docID]; t != nil {
+		return jsv.CloneMap(t)
+	}
+	return nil
+}
+
+func (q *Queue) taskGeneration() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.taskGen
+}
+
+// wroteTask records docID's task doc as the queue just wrote it (nil or
+// deleted: none).
+func (q *Queue) wroteTask(docID string, task map[string]any) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.taskGen++
+	switch {
+	case task == nil || task["_deleted"] == true:
+		delete(q.taskDocs, docID)
+	case len(q.taskDocs) < taskMirrorMax:
+		q.taskDocs[docID] = jsv.CloneMap(task)
+	default:
+		q.taskDocs[docID] = nil
+	}
+}
+
+// readTask records docID's task doc as read when the queue's task writes
+// stood at gen (nil: none found). When the queue wrote a task since, the
+// read may be older than the write: a task found is then only known to
+// exist, and one not found is left as the mirror has it.
+func (q *Queue) readTask(docID string, task map[string]any, gen uint64) {
+	if docID == "" {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case q.taskGen != gen && task != nil:
+		if _, ok := q.taskDocs[docID]; !ok {
+			q.taskDocs[docID] = nil
+		}
+	case q.taskGen != gen:
+	case task == nil:
+		delete(q.taskDocs, docID)
+	case len(q.taskDocs) < taskMirrorMax:
+		q.taskDocs[docID] = jsv.CloneMap(task)
+	default:
+		q.taskDocs[docID] = nil
+	}
+}
+
+// unknownTask marks docID's task doc as existing, its content to be read.
+func (q *Queue) unknownTask(docID string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.taskGen++
+	q.taskDocs[docID] = nil
+}
+
+// listTasks fills the mirror with the ids of the task docs that exist (the
+// contents are read when needed), once at start: from then on a doc id
+// the mirror lacks has no task, and pushes delivered or queued need no read
+// of their task doc. A failed listing leaves the mirror untrusted (every
+// task doc is read, as without it).
+func (q *Queue) listTasks(ctx context.Context) {
+	const page = 5000
+	start := TaskPrefix
+	for n := 0; ; {
+		rows, err := q.Sentinel.AllDocs(ctx, map[string]any{"startkey": start, "endkey": TaskPrefix + "\ufff0", "limit": page + 1})
+		if err != nil {
+			if ctx.Err() == nil {
+				q.Log.Debug().Err(err).Msg("Could not list the outbound tasks; their docs are read when needed")
+			}
+			return
+		}
+		q.mu.Lock()
+		for _, row := range rows {
+			if docID := strings.TrimPrefix(row.ID, TaskPrefix); docID != row.ID && docID != "" {
+				if _, ok := q.taskDocs[docID]; !ok {
+					q.taskDocs[docID] = nil // exists: the first use reads it
+					n++
+				}
+			}
+		}
+		if len(rows) < page+1 {
+			q.tasksListed = n <= taskListMax
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		if n > taskListMax {
+			return
+		}
+		start = rows[len(rows)-1].ID
+	}
 }

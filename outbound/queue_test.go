@@ -250,3 +250,214 @@ func TestQueueDeadDestination(t *testing.T) {
 		t.Fatal("the queue did not stop on cancel")
 	}
 }
+
+// countingDB is queueDB counting the docs the queue reads and writes in
+// bulk, and the task docs among them.
+type countingDB struct {
+	queueDB
+	mu                     sync.Mutex
+	read, written, taskIDs int
+}
+
+func (c *countingDB) GetMany(ctx context.Context, ids []string) (map[string]couch.Doc, error) {
+	c.mu.Lock()
+	c.read += len(ids)
+	for _, id := range ids {
+		if strings.HasPrefix(id, TaskPrefix) {
+			c.taskIDs++
+		}
+	}
+	c.mu.Unlock()
+	return c.queueDB.GetMany(ctx, ids)
+}
+
+func (c *countingDB) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.BulkResult, error) {
+	c.mu.Lock()
+	c.written += len(docs)
+	c.mu.Unlock()
+	return c.queueDB.BulkDocs(ctx, docs)
+}
+
+func (c *countingDB) counts() (read, written, taskIDs int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.read, c.written, c.taskIDs
+}
+
+// startQueue runs q until the test ends and waits for its task listing.
+func startQueue(t *testing.T, q *Queue) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { q.Run(ctx); close(stopped) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	waitFor(t, "the task listing", func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.tasksListed
+	})
+}
+
+// inHand reports whether the queue still has pushes of docID to send.
+func inHand(q *Queue, docID string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.docs[docID]) > 0
+}
+
+// The records of delivered pushes ride on the pipeline's info-doc write
+// (TakeRecords): once that write succeeded, Sync writes no info doc and,
+// with no task doc to update, reads nothing either. After a failed write
+// Sync records them itself, once.
+func TestQueueTakeRecords(t *testing.T) {
+	for _, written := range []bool{true, false} {
+		t.Run(map[bool]string{true: "written", false: "not written"}[written], func(t *testing.T) {
+			live := &switchable{}
+			p := queuePush(t, "p", serve(t, live))
+			db := &countingDB{queueDB: queueDB{newMemDB()}}
+			q := &Queue{Sentinel: db, Log: zerolog.Nop(), RetryInterval: time.Hour}
+			startQueue(t, q)
+			q.Enqueue("a", []Item{queueItem(t, p, "a")})
+			waitFor(t, "the push", func() bool { return !inHand(q, "a") })
+
+			records, done := q.TakeRecords("a")
+			if len(records) != 1 || jsv.Map(records[0])["name"] != "p" || jsv.Map(records[0])["hash"] == "" {
+				t.Fatalf("records = %v", records)
+			}
+			if again, _ := q.TakeRecords("a"); len(again) != 0 {
+				t.Fatalf("records handed out twice: %v", again)
+			}
+			if other, _ := q.TakeRecords("b"); len(other) != 0 {
+				t.Fatalf("records of b = %v", other)
+			}
+			done(written)
+			if err := q.Sync(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			read, wrote, _ := db.counts()
+			info, err := db.Get(context.Background(), infodoc.ID("a"))
+			if written {
+				if read != 0 || wrote != 0 || err == nil {
+					t.Errorf("Sync read %d and wrote %d docs (info doc: %v): want none", read, wrote, info)
+				}
+				if again, _ := q.TakeRecords("a"); len(again) != 0 {
+					t.Errorf("records handed out again after they were written: %v", again)
+				}
+				return
+			}
+			if tasks := jsv.Slice(info["completed_tasks"]); len(tasks) != 1 {
+				t.Errorf("completed_tasks = %v, want the one record", info["completed_tasks"])
+			}
+			if len(live.got()) != 1 {
+				t.Errorf("delivered %d times", len(live.got()))
+			}
+		})
+	}
+}
+
+// Records of a change already through Sync are the recorder's: they are
+// not handed to the pipeline, which would race it on the info doc.
+func TestQueueTakeRecordsAfterSync(t *testing.T) {
+	live := &switchable{}
+	p := queuePush(t, "p", serve(t, live))
+	db := &countingDB{queueDB: queueDB{newMemDB()}}
+	q := &Queue{Sentinel: db, Log: zerolog.Nop(), RetryInterval: time.Hour}
+	startQueue(t, q)
+	live.setDead(true)
+	q.Enqueue("a", []Item{queueItem(t, p, "a")})
+	if err := q.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	live.setDead(false)
+	waitFor(t, "the push", func() bool { return !inHand(q, "a") })
+	if records, _ := q.TakeRecords("a"); len(records) != 0 {
+		t.Fatalf("records of a synced change handed out: %v", records)
+	}
+	waitFor(t, "the record", func() bool {
+		info, _ := db.Get(context.Background(), infodoc.ID("a"))
+		return len(jsv.Slice(info["completed_tasks"])) == 1
+	})
+}
+
+// The mirror of the task docs spares the reads, never a write: a task
+// created behind the queue's back (the mirror says there is none) makes
+// the queue's create conflict, and the queue then reads it and leaves it
+// as it is (the reference's rule); a task the queue wrote is known without
+// a read when a later push of its doc fails again.
+func TestQueueTaskMirror(t *testing.T) {
+	dead := &switchable{}
+	dead.setDead(true)
+	p := queuePush(t, "p", serve(t, dead))
+	db := &countingDB{queueDB: queueDB{newMemDB()}}
+	q := &Queue{Sentinel: db, Log: zerolog.Nop(), Timeout: 50 * time.Millisecond, BackoffMin: time.Hour, RetryInterval: time.Hour}
+	startQueue(t, q)
+	ctx := context.Background()
+	other := map[string]any{"_id": TaskID("b"), "type": "task:outbound", "doc_id": "b", "queue": []any{"other"}}
+	if err := db.Put(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+
+	q.Enqueue("a", []Item{queueItem(t, p, "a")})
+	q.Enqueue("b", []Item{queueItem(t, p, "b")})
+	if err := q.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, _, taskReads := db.counts()
+	if taskReads != 1 {
+		t.Errorf("task docs read: %d, want 1 (b's, after its create conflicted)", taskReads)
+	}
+	a, err := db.Get(ctx, TaskID("a"))
+	if err != nil || len(jsv.Slice(a["queue"])) != 1 {
+		t.Fatalf("task of a = %v, %v", a, err)
+	}
+	b, _ := db.Get(ctx, TaskID("b"))
+	if q := jsv.Slice(b["queue"]); len(q) != 1 || q[0] != "other" {
+		t.Errorf("task of b = %v: an existing task must be left as it is", b)
+	}
+
+	// The pushes fail (the destination backs off); a, pushed again, fails
+	// at once: its task is known, nothing is read or written.
+	waitFor(t, "the failures", func() bool { return !inHand(q, "a") && !inHand(q, "b") })
+	if err := q.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	read0, wrote0, _ := db.counts()
+	q.Enqueue("a", []Item{queueItem(t, p, "a")})
+	waitFor(t, "the second failure", func() bool { return !inHand(q, "a") })
+	if err := q.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if read, wrote, _ := db.counts(); read != read0 || wrote != wrote0 {
+		t.Errorf("a failing push of a known task read %d and wrote %d docs", read-read0, wrote-wrote0)
+	}
+	if _, err := db.Get(ctx, TaskID("a")); err != nil {
+		t.Errorf("task of a: %v", err)
+	}
+}
+
+// A read of a task doc that the queue's own write may have overtaken (a
+// scan page read before the queue deleted the task) must not bring the
+// old doc back into the mirror: the task is then read again before use.
+func TestQueueTaskMirrorStaleRead(t *testing.T) {
+	q := &Queue{}
+	q.init()
+	q.tasksListed = true
+	old := map[string]any{"_id": TaskID("a"), "_rev": "1-x", "queue": []any{"p"}}
+
+	gen := q.taskGeneration()
+	q.wroteTask("a", map[string]any{"_id": TaskID("a"), "_rev": "2-x", "_deleted": true})
+	q.readTask("a", old, gen)
+	if q.taskKnown("a") {
+		t.Fatalf("a stale read is trusted: mirror %v", q.mirroredTask("a"))
+	}
+
+	gen = q.taskGeneration()
+	q.readTask("a", old, gen)
+	if !q.taskKnown("a") || q.mirroredTask("a")["_rev"] != "1-x" {
+		t.Fatalf("a current read is not kept: %v", q.mirroredTask("a"))
+	}
+	q.readTask("b", nil, gen)
+	if !q.taskKnown("b") || q.mirroredTask("b") != nil {
+		t.Fatal("a listed mirror does not know that b has no task")
+	}
+}

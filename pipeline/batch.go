@@ -571,13 +571,21 @@ func (b *Batch) handBack(h *heldChange) {
 // the store can; a conflicting one is re-read and its transitions re-applied.
 func (p *Engine) writeInfos(ctx context.Context, b *Batch, docs []transitions.Doc) error {
 	queued := b.pending
-	pending := append(docs, queued...)
+	pending := append(append(make([]transitions.Doc, 0, len(docs)+len(queued)), docs...), queued...)
 	b.pending = nil
 	if len(pending) == 0 {
 		return nil
 	}
 	var retry []transitions.Doc
 	if bulk, ok := p.Sentinel.(infoBulk); ok {
+		folded := p.foldRecords(pending)
+		defer func() {
+			for _, done := range folded {
+				if done != nil {
+					done(false)
+				}
+			}
+		}()
 		res, err := bulk.BulkDocs(ctx, pending)
 		if err != nil {
 			// Only the queued infos wait here: the next commit builds the
@@ -593,6 +601,10 @@ func (p *Engine) writeInfos(ctx context.Context, b *Batch, docs []transitions.Do
 				retry = append(retry, pending[i])
 			} else if id, _ := pending[i]["doc_id"].(string); id != "" {
 				b.infos[id] = pending[i]
+			}
+			if r.Err == nil && i < len(folded) && folded[i] != nil {
+				folded[i](true)
+				folded[i] = nil
 			}
 		}
 	} else {
@@ -613,4 +625,42 @@ func (p *Engine) writeInfos(ctx context.Context, b *Batch, docs []transitions.Do
 		}
 	}
 	return nil
+}
+
+// recordTaker is an outbox that lets the records of delivered pushes ride
+// on the batch's info-doc writes (*outbound.Queue).
+type recordTaker interface {
+	TakeRecords(docID string) (records []any, done func(written bool))
+}
+
+// foldRecords appends to each info doc of pending the completed_tasks
+// records of the pushes the outbox has delivered for its doc, so that they
+// are written with it rather than by a second write of the same info doc
+// (the queue's). pending[i] is replaced by a copy: a doc kept for a later
+// attempt (b.pending) stays without them. done[i], when not nil, must be
+// told whether pending[i] was written as given: a conflict re-applies only
+// the transitions, and the queue then records its pushes itself.
+func (p *Engine) foldRecords(pending []transitions.Doc) (done []func(written bool)) {
+	rt, ok := p.Outbox.(recordTaker)
+	if !ok {
+		return nil
+	}
+	done = make([]func(bool), len(pending))
+	for i, info := range pending {
+		id, _ := info["doc_id"].(string)
+		if id == "" || info[pendingKey] != nil {
+			continue
+		}
+		records, ack := rt.TakeRecords(id)
+		if len(records) == 0 {
+			continue
+		}
+		c := make(transitions.Doc, len(info)+1)
+		for k, v := range info {
+			c[k] = v
+		}
+		c["completed_tasks"] = append(append([]any{}, jsv.Slice(info["completed_tasks"])...), records...)
+		pending[i], done[i] = c, ack
+	}
+	return done
 }
