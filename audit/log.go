@@ -46,6 +46,10 @@ type Log struct {
 	failing bool // the last write failed: an outage is going on
 	dropped bool // overflow was logged in this outage
 
+	// guess learns which audit docs exist, to skip reading those that
+	// do not (see predictor).
+	guess *predictor
+
 	metrics *metrics
 }
 
@@ -68,7 +72,7 @@ func New(store Store, o Options) *Log {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	l := &Log{store: store, user: o.User, log: o.Log, max: o.MaxQueued, now: o.Now, wake: make(chan struct{}, 1)}
+	l := &Log{store: store, user: o.User, log: o.Log, max: o.MaxQueued, now: o.Now, wake: make(chan struct{}, 1), guess: newPredictor()}
 	l.metrics = newMetrics(l)
 	return l
 }
@@ -218,7 +222,7 @@ func (l *Log) writeChunk(ctx context.Context) error {
 	if !l.enabled.Load() {
 		return nil
 	}
-	lost, err := Write(ctx, l.store, chunk)
+	lost, err := write(ctx, l.store, chunk, l.guess)
 	if err != nil {
 		if errors.Is(err, couch.ErrNotFound) {
 			// CHT API owns the audit db: it is never created here.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -303,5 +304,143 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 10s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// callCounter counts the store calls of db by operation, and the ids read.
+type callCounter struct {
+	mu    sync.Mutex
+	calls map[string]int
+	read  []string
+}
+
+func countCalls(db *memdb.DB) *callCounter {
+	c := &callCounter{calls: map[string]int{}}
+	db.Fail = func(op, ids string) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.calls[op]++
+		if op == "GetMany" {
+			c.read = append(c.read, strings.Split(ids, ",")...)
+		}
+		return nil
+	}
+	return c
+}
+
+// take returns the calls counted since the last take.
+func (c *callCounter) take() (map[string]int, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	calls, read := c.calls, c.read
+	c.calls, c.read = map[string]int{}, nil
+	return calls, read
+}
+
+// The audit doc of a doc the daemon just created (revision 1-) cannot
+// exist yet: it is written without being read.
+func TestWriteDoesNotReadTheAuditDocsOfNewDocs(t *testing.T) {
+	cases := []struct {
+		name     string
+		entries  []audit.Entry
+		wantRead []string
+	}{
+		{name: "only new docs: no read",
+			entries: []audit.Entry{{ID: "p1", Rev: "1-a"}, {ID: "p2", Rev: "1-b"}}},
+		{name: "a new doc written again in the batch: no read",
+			entries: []audit.Entry{{ID: "p1", Rev: "1-a"}, {ID: "p1", Rev: "2-b"}}},
+		{name: "only the docs that are not new are read",
+			entries:  []audit.Entry{{ID: "p1", Rev: "1-a"}, {ID: "r1", Rev: "2-a"}, {ID: "p2", Rev: "1-b"}},
+			wantRead: []string{"r1"}},
+		{name: "an archiving entry is not a new doc",
+			entries:  []audit.Entry{{ID: "r1", Date: "d", Archived: true}},
+			wantRead: []string{"r1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			db := memdb.New("medic-audit")
+			c := countCalls(db)
+			if lost, err := audit.Write(context.Background(), db, tc.entries); err != nil || len(lost) > 0 {
+				t.Fatal(lost, err)
+			}
+			calls, read := c.take()
+			if fmt.Sprint(read) != fmt.Sprint(tc.wantRead) || calls["BulkDocs"] != 1 {
+				t.Errorf("read %v in %v, want %v and one BulkDocs", read, calls, tc.wantRead)
+			}
+			for _, e := range tc.entries {
+				if h := history(t, db, e.ID); len(h) == 0 {
+					t.Errorf("%s: empty history", e.ID)
+				}
+			}
+		})
+	}
+}
+
+// A new doc whose audit doc exists all the same (a purged and recreated
+// doc, CHT API's entries kept): the refused write is read and appended.
+func TestWriteNewDocWithAnAuditDocAppends(t *testing.T) {
+	db := memdb.New("medic-audit")
+	api := map[string]any{"rev": "1-old", "request_id": "req", "user": "chw", "date": "x", "service": "api"}
+	db.Load(map[string]any{"_id": "p1", "history": []any{api}})
+	lost, err := audit.Write(context.Background(), db, []audit.Entry{{ID: "p1", Rev: "1-new", User: "admin", Date: "d"}})
+	if err != nil || len(lost) != 0 {
+		t.Fatalf("Write = %v, %v", lost, err)
+	}
+	h := history(t, db, "p1")
+	if len(h) != 2 || !reflect.DeepEqual(h[0], api) || h[1].(map[string]any)["rev"] != "1-new" {
+		t.Errorf("history = %v, want API's entry then ours", h)
+	}
+}
+
+// The log stops reading audit docs while its reads find none, writes them
+// blind, and reads first again once blind writes keep finding them there;
+// every entry lands either way, with CHT API's entries kept.
+func TestLogReadsAuditDocsOnlyWhileTheyExist(t *testing.T) {
+	db := memdb.New("medic-audit")
+	api := map[string]any{"rev": "1-api", "request_id": "req", "user": "chw", "date": "x", "service": "api"}
+	for i := range 100 {
+		db.Load(map[string]any{"_id": fmt.Sprintf("x%d", i), "history": []any{api}})
+	}
+	c := countCalls(db)
+	l := newLog(db, 1000, &syncBuffer{})
+	batch := func(prefix string, from int) {
+		var ws []couch.Write
+		for i := from; i < from+50; i++ {
+			ws = append(ws, couch.Write{ID: fmt.Sprintf("%s%d", prefix, i), Rev: "2-a"})
+		}
+		l.Audit(ws)
+		if left := l.Flush(context.Background()); left != 0 {
+			t.Fatalf("%d left", left)
+		}
+	}
+	steps := []struct {
+		name     string
+		prefix   string
+		from     int
+		wantRead int
+		wantBulk int
+	}{
+		{"no audit doc yet: read first", "r", 0, 50, 1},
+		{"the reads found none: blind", "r", 50, 0, 1},
+		{"blind, but they exist: refused, read, written", "x", 0, 50, 2},
+		{"they existed: read first again", "x", 50, 50, 1},
+	}
+	for _, s := range steps {
+		batch(s.prefix, s.from)
+		calls, read := c.take()
+		if len(read) != s.wantRead || calls["BulkDocs"] != s.wantBulk {
+			t.Errorf("%s: read %d docs, %d bulk writes; want %d, %d", s.name, len(read), calls["BulkDocs"], s.wantRead, s.wantBulk)
+		}
+	}
+	for i := range 100 {
+		if h := history(t, db, fmt.Sprintf("r%d", i)); len(h) != 1 {
+			t.Errorf("r%d: history %v", i, h)
+		}
+		if h := history(t, db, fmt.Sprintf("x%d", i)); len(h) != 2 || !reflect.DeepEqual(h[0], api) {
+			t.Errorf("x%d: history %v", i, h)
+		}
+	}
+	if got := counter(t, l, "written"); got != 200 {
+		t.Errorf("written = %v, want 200", got)
 	}
 }
