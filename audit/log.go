@@ -155,7 +155,9 @@ func (l *Log) requeue(entries []Entry) {
 	q := append(entries, l.queue...)
 	over := len(q) - l.max
 	if over > 0 {
-		q = q[over:]
+		// As when enqueueing, what overflows is the newest: the entries in
+		// hand were queued first.
+		q = q[:l.max]
 	}
 	l.queue = q
 	l.mu.Unlock()
