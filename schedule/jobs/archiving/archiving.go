@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sentinel-go/audit"
 	"strings"
 	"time"
 
@@ -374,47 +375,25 @@ func infoIDs(ids []string) []string {
 }
 
 // audit appends an `archived` entry to the audit doc of each id that has
-// none yet.
+// none yet, through the audit log's own code (rotation, CHT API's entries
+// kept, conflicts re-read); an entry not written fails the run, which is
+// then tried again.
 func (r *run) audit(ctx context.Context, ids []string, date time.Time) error {
 	for start := 0; start < len(ids); start += readChunk {
 		chunk := ids[start:min(start+readChunk, len(ids))]
-		have, err := r.st.Audit.GetMany(ctx, chunk)
-		if err != nil {
-			return fmt.Errorf("read audit docs: %w", err)
+		entries := make([]audit.Entry, len(chunk))
+		for i, id := range chunk {
+			entries[i] = audit.Entry{ID: id, Date: audit.DateOf(date), Archived: true}
 		}
-		var writes []couch.Doc
-		for _, id := range chunk {
-			d := have[id]
-			if d == nil {
-				d = couch.Doc{"_id": id, "history": []any{}}
-			}
-			h, _ := d["history"].([]any)
-			if hasArchived(h) {
-				continue
-			}
-			d["history"] = append(h, map[string]any{"date": date.UTC().Format("2006-01-02T15:04:05.000Z"), "archived": true})
-			writes = append(writes, d)
-		}
-		res, err := r.st.Audit.BulkDocs(ctx, writes)
+		lost, err := audit.Write(ctx, r.st.Audit, entries)
 		if err != nil {
 			return fmt.Errorf("write audit docs: %w", err)
 		}
-		for _, x := range res {
-			if x.Err != nil {
-				return fmt.Errorf("write audit doc: %w", x.Err)
-			}
+		if len(lost) > 0 {
+			return fmt.Errorf("write audit docs: %d archived entries not written (conflicts)", len(lost))
 		}
 	}
 	return nil
-}
-
-func hasArchived(h []any) bool {
-	for _, e := range h {
-		if jsv.Map(e)["archived"] == true {
-			return true
-		}
-	}
-	return false
 }
 
 // purgeAll purges every leaf revision of each id that exists.
