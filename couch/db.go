@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 
 	kivik "github.com/go-kivik/kivik/v4"
@@ -180,6 +181,31 @@ func (d *DB) Query(ctx context.Context, ddoc, view string, params map[string]any
 func (d *DB) AllDocs(ctx context.Context, params map[string]any) ([]Row, error) {
 	rs := d.k.AllDocs(ctx, kivik.Params(params))
 	return d.rows(rs, "all docs")
+}
+
+// AllDocsPages reads `_all_docs` with params in pages of size rows, each
+// page starting after the last id of the one before (after, when not "",
+// is where the first page starts, exclusive), and hands every page to fn.
+// It stops after a short page, or at the first error (fn's included).
+func (d *DB) AllDocsPages(ctx context.Context, params map[string]any, size int, after string, fn func([]Row) error) error {
+	for {
+		p := maps.Clone(params)
+		p["limit"] = size
+		if after != "" {
+			p["startkey"], p["skip"] = after, 1
+		}
+		rows, err := d.AllDocs(ctx, p)
+		if err != nil {
+			return err
+		}
+		if err := fn(rows); err != nil {
+			return err
+		}
+		if len(rows) < size {
+			return nil
+		}
+		after = rows[len(rows)-1].ID
+	}
 }
 
 func (d *DB) rows(rs *kivik.ResultSet, what string) ([]Row, error) {

@@ -226,17 +226,9 @@ func (x *Index) Bootstrap(ctx context.Context, db *DB) error {
 	// A scan cut by an outage (or any error) resumes after the last page it
 	// finished: its docs are in the index, and what changed since comes
 	// through the feed, which wins over the scan anyway.
-	params := map[string]any{"include_docs": true, "limit": bootstrapPage}
-	if x.scanFrom != "" {
-		params["startkey"], params["skip"] = x.scanFrom, 1
-	}
-	scanned := x.scanned
+	after, scanned := x.scanFrom, x.scanned
 	x.mu.Unlock()
-	for {
-		rows, err := db.AllDocs(ctx, params)
-		if err != nil {
-			return fmt.Errorf("index scan: %w", err)
-		}
+	err := db.AllDocsPages(ctx, map[string]any{"include_docs": true}, bootstrapPage, after, func(rows []Row) error {
 		for _, r := range rows {
 			if r.Doc != nil && !strings.HasPrefix(r.ID, "_design/") {
 				x.observe(r.Doc, true)
@@ -251,11 +243,10 @@ func (x *Index) Bootstrap(ctx context.Context, db *DB) error {
 		if x.Progress != nil {
 			x.Progress(scanned)
 		}
-		if len(rows) < bootstrapPage {
-			break
-		}
-		params["startkey"] = rows[len(rows)-1].ID
-		params["skip"] = 1
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index scan: %w", err)
 	}
 	x.mu.Lock()
 	x.ready, x.building, x.fresh = true, false, nil

@@ -324,9 +324,10 @@ func (d *Daemon) retry(ctx context.Context, what string, fn func(context.Context
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err := d.awaitServer(ctx, err); err == nil {
+		if d.awaitServer(ctx, err) == nil {
 			continue // the server was unreachable and answers again
-		} else if ctx.Err() != nil {
+		}
+		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		failures++
@@ -385,10 +386,7 @@ func (d *Daemon) awaitServer(ctx context.Context, err error) error {
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go d.pingWhile(wctx)
-	if werr := d.client.Reach.Wait(ctx, err); werr != nil {
-		return werr
-	}
-	return nil
+	return d.client.Reach.Wait(ctx, err)
 }
 
 // pingWhile pings the watchdog until ctx ends: a loop parked on an outage

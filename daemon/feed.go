@@ -121,7 +121,7 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipel
 			return
 		}
 		opts := couch.FeedOptions{Since: since, Limit: d.opts.BatchSize, IncludeDocs: true, Timeout: d.opts.PollTimeout}
-		b, err, early := ahead.take(since)
+		b, early, err := ahead.take(since)
 		if !early {
 			b, err = d.client.Main.Changes(ctx, opts)
 		}
@@ -362,19 +362,18 @@ func (r *readAhead) start(ctx context.Context, db *couch.DB, opts couch.FeedOpti
 
 // take returns the batch read ahead from since (ok false when there is
 // none: another since, or none started).
-func (r *readAhead) take(since string) (b couch.Batch, err error, ok bool) {
+func (r *readAhead) take(since string) (b couch.Batch, ok bool, err error) {
 	if r.done == nil {
-		return couch.Batch{}, nil, false
+		return couch.Batch{}, false, nil
 	}
 	if r.since != since {
 		r.drop()
-		return couch.Batch{}, nil, false
+		return couch.Batch{}, false, nil
 	}
 	<-r.done
 	b, err = r.batch, r.err
-	r.cancel()
-	r.done, r.cancel = nil, nil
-	return b, err, true
+	r.drop() // over: releases its context
+	return b, true, err
 }
 
 // drop cancels the read in flight, if any, and waits for it to end.

@@ -38,26 +38,20 @@ func (s couchServer) Source(ctx context.Context) (Source, error) {
 
 // Users reads every doc of `_users`, in pages.
 func (s couchServer) Users(ctx context.Context) ([]map[string]any, error) {
-	db := s.c.Users()
 	var out []map[string]any
-	start := "org.couchdb.user:"
-	skip := 0
-	for {
-		rows, err := db.AllDocs(ctx, map[string]any{"startkey": start, "endkey": "org.couchdb.user:\ufff0",
-			"include_docs": true, "limit": pageSize, "skip": skip})
-		if err != nil {
-			return nil, err
-		}
+	err := s.c.Users().AllDocsPages(ctx, map[string]any{"startkey": "org.couchdb.user:", "endkey": "org.couchdb.user:\ufff0",
+		"include_docs": true}, pageSize, "", func(rows []couch.Row) error {
 		for _, r := range rows {
 			if r.Doc != nil {
 				out = append(out, r.Doc)
 			}
 		}
-		if len(rows) < pageSize {
-			return out, nil
-		}
-		start, skip = rows[len(rows)-1].ID, 1
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // PurgeDB returns `<db>-purged-role-<hash>`, created when missing.
