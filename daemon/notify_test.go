@@ -141,7 +141,7 @@ func (l *notifyLog) longestGap(prefix string, from, to time.Time) time.Duration 
 // systemd would have killed a daemon that was right to wait), and STATUS=
 // says what it waits for.
 func TestWatchdogDuringOutage(t *testing.T) {
-	env := couchtest.New(t)
+	env := couchtest.NewPrivate(t)
 	u, _ := url.Parse(env.Server)
 	proxy := newCutProxy(t, u.Host)
 	notes := listenNotify(t)

@@ -88,7 +88,7 @@ func (p *cutProxy) cut() {
 // and the server again and again while it works through a backlog: it
 // reconnects from its checkpoint and every doc ends processed exactly once.
 func TestConnectionCutsLoseNothing(t *testing.T) {
-	env := couchtest.New(t)
+	env := couchtest.NewPrivate(t)
 	u, _ := url.Parse(env.Server)
 	proxy := newCutProxy(t, u.Host)
 	docs := []map[string]any{settings(map[string]any{"generate_shortcode_on_contacts": true})}
@@ -144,7 +144,7 @@ func TestServerOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("30 s outage")
 	}
-	env := couchtest.New(t)
+	env := couchtest.NewPrivate(t)
 	u, _ := url.Parse(env.Server)
 	proxy := newCutProxy(t, u.Host)
 	docs := []map[string]any{settings(map[string]any{"generate_shortcode_on_contacts": true})}

@@ -100,7 +100,7 @@ func TestStopsWithinFiveSecondsInEveryState(t *testing.T) {
 			}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			env := couchtest.New(t)
+			env := couchtest.NewPrivate(t)
 			s := settings(c.settings)
 			inner := s["settings"].(map[string]any)
 			inner["forms"] = map[string]any{"V": map[string]any{"public_form": true}}
