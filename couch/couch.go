@@ -20,6 +20,7 @@ import (
 
 	kivik "github.com/go-kivik/kivik/v4"
 	"github.com/go-kivik/kivik/v4/couchdb" // the CouchDB driver
+	"github.com/rs/zerolog"
 )
 
 // Doc is a CouchDB document as decoded JSON.
@@ -100,11 +101,12 @@ func Redact(text, rawURL string) string {
 
 // Client is a connection to the server holding the main and sentinel dbs.
 type Client struct {
-	loc      Location
-	kc       *kivik.Client
-	http     *http.Client
-	Main     *DB
-	Sentinel *DB
+	loc       Location
+	kc        *kivik.Client
+	http      *http.Client
+	transport *reachTransport
+	Main      *DB
+	Sentinel  *DB
 	// Reach says whether the server answers; every request of the client
 	// updates it.
 	Reach *Reach
@@ -125,7 +127,8 @@ func Open(loc Location) (*Client, error) {
 func OpenTimeout(loc Location, timeout time.Duration) (*Client, error) {
 	c := &Client{loc: loc}
 	c.Reach = NewReach(c.probe)
-	c.http = &http.Client{Transport: headerTransport{&reachTransport{base: http.DefaultTransport, reach: c.Reach}}, Timeout: timeout}
+	c.transport = &reachTransport{base: http.DefaultTransport, reach: c.Reach}
+	c.http = &http.Client{Transport: headerTransport{c.transport}, Timeout: timeout}
 	// Request bodies are not gzipped: the daemon runs next to its server,
 	// where compressing every bulk write costs both ends more CPU than the
 	// bytes it saves.
@@ -137,6 +140,13 @@ func OpenTimeout(loc Location, timeout time.Duration) (*Client, error) {
 	c.Main = &DB{name: loc.MainDB, k: kc.DB(loc.MainDB), server: loc.Server}
 	c.Sentinel = &DB{name: loc.SentinelDB, k: kc.DB(loc.SentinelDB), server: loc.Server}
 	return c, nil
+}
+
+// TraceRequests logs every request to the server at trace level on log
+// (method, path, status, time to the response). Call it before the client
+// is used.
+func (c *Client) TraceRequests(log zerolog.Logger) {
+	c.transport.trace = &log
 }
 
 // Location returns where the client points.

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // ProbeInterval is how often an unreachable server is probed: work resumes
@@ -215,10 +217,15 @@ func causeText(err error) string {
 type reachTransport struct {
 	base  http.RoundTripper
 	reach *Reach
+	trace *zerolog.Logger // every request at trace level, when set
 }
 
 func (t *reachTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
 	resp, err := t.base.RoundTrip(req)
+	if t.trace != nil {
+		traceRequest(t.trace, req, resp, err, start)
+	}
 	switch {
 	case err != nil:
 		// A request our own context ended (a stop, a deadline of ours)
@@ -233,4 +240,22 @@ func (t *reachTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.reach.Answered()
 	}
 	return resp, err
+}
+
+// traceRequest logs one exchange with the server: what a sysadmin asks for
+// with LOG_LEVEL=silly when the daemon seems to wait on something. The URL
+// has no credentials (they travel in a header); the time is to the
+// response's headers, not to the end of its body.
+func traceRequest(log *zerolog.Logger, req *http.Request, resp *http.Response, err error, start time.Time) {
+	ev := log.Trace()
+	if !ev.Enabled() {
+		return
+	}
+	ev = ev.Str("method", req.Method).Str("path", req.URL.Path).Str("query", req.URL.RawQuery).
+		Int64("took_ms", time.Since(start).Milliseconds())
+	if err != nil {
+		ev.Err(err).Msg("CouchDB request failed")
+		return
+	}
+	ev.Int("status", resp.StatusCode).Msg("CouchDB request")
 }

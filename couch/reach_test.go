@@ -1,6 +1,11 @@
 package couch
 
 import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 func TestUnreachable(t *testing.T) {
@@ -101,5 +108,50 @@ func TestReachWaitStopsWithItsContext(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait returned %v, want the context's error", err)
+	}
+}
+
+// TestTraceRequests: at trace level (LOG_LEVEL=silly) every request is one
+// line with its method, path, status and time, never the credentials.
+func TestTraceRequests(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_session" {
+			http.SetCookie(w, &http.Cookie{Name: "AuthSession", Value: "x"})
+			_, _ = io.WriteString(w, `{"ok":true,"name":"admin","roles":["_admin"]}`)
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"error":"not_found","reason":"missing"}`)
+	}))
+	defer srv.Close()
+	loc, err := ParseURL(strings.Replace(srv.URL, "http://", "http://admin:s3cret@", 1)+"/medic", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, level := range []zerolog.Level{zerolog.TraceLevel, zerolog.DebugLevel} {
+		c, err := Open(loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		c.TraceRequests(zerolog.New(&buf).Level(level))
+		if _, err := c.Main.Get(context.Background(), "doc1"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("get: %v", err)
+		}
+		out := buf.String()
+		if level != zerolog.TraceLevel {
+			if out != "" {
+				t.Errorf("at %s: %s", level, out)
+			}
+			continue
+		}
+		for _, want := range []string{`"method":"GET"`, `"path":"/medic/doc1"`, `"status":404`, `"took_ms":`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("trace %s lacks %s", out, want)
+			}
+		}
+		if strings.Contains(out, "s3cret") {
+			t.Errorf("trace shows the password: %s", out)
+		}
 	}
 }
