@@ -1,0 +1,128 @@
+package daemon_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"sentinel-go/couch/couchtest"
+)
+
+// registrationSettings is bench.py's registration workload: form P registers
+// a patient and schedules two messages.
+func registrationSettings() map[string]any {
+	s := settings(map[string]any{"registration": true})
+	inner := s["settings"].(map[string]any)
+	inner["forms"] = map[string]any{"P": map[string]any{"meta": map[string]any{"code": "P"}, "public_form": true,
+		"fields": map[string]any{"patient_name": map[string]any{"type": "string"}}}}
+	inner["registrations"] = []any{map[string]any{
+		"form": "P",
+		"events": []any{
+			map[string]any{"name": "on_create", "trigger": "add_patient", "params": "", "bool_expr": ""},
+			map[string]any{"name": "on_create", "trigger": "assign_schedule", "params": "ANC", "bool_expr": ""},
+		},
+		"messages": []any{},
+	}}
+	msg := func(group int, offset string) map[string]any {
+		return map[string]any{"group": group, "offset": offset, "send_time": "09:00", "recipient": "reporting_unit",
+			"message": []any{map[string]any{"locale": "en", "content": "Visit for {{patient_name}} ({{patient_id}})"}}}
+	}
+	inner["schedules"] = []any{map[string]any{"name": "ANC", "start_from": "reported_date",
+		"messages": []any{msg(1, "1 weeks"), msg(2, "2 weeks")}}}
+	return s
+}
+
+// TestClusterFeedRewindsAndOpaqueSeqs runs a registration backlog through
+// a feed that behaves like a CouchDB 3 cluster's (opaque string seqs, every
+// doc of a _bulk_docs in one longpoll answer), then rewinds the feed to its
+// start under the running daemon, as a cluster does when a node dies: every
+// unchanged doc comes again and is passed over without a single write, the
+// checkpoint is the server's opaque string, and nothing is done twice.
+func TestClusterFeedRewindsAndOpaqueSeqs(t *testing.T) {
+	env := couchtest.New(t)
+	proxy := couchtest.NewClusterProxy(t, env.Server)
+	const n = 120
+	docs := []map[string]any{registrationSettings(),
+		{"_id": "clinic1", "type": "clinic", "name": "Clinic"},
+		{"_id": "chw1", "type": "person", "name": "CHW", "phone": "+254700000001", "parent": map[string]any{"_id": "clinic1"}}}
+	for i := 0; i < n; i++ {
+		docs = append(docs, map[string]any{"_id": fmt.Sprintf("report-%03d", i), "type": "data_record", "form": "P",
+			"from": "+254700000001", "reported_date": time.Now().UnixMilli() + int64(i), "fields": map[string]any{"patient_name": fmt.Sprintf("P%d", i)}})
+	}
+	env.Save(t, env.MainDB, docs...) // one _bulk_docs: one batch through the proxy
+	viaProxy := *env
+	viaProxy.URL = proxy.Server + "/" + env.MainDB
+	r := start(t, &viaProxy)
+	registered := func(id string) bool { return infoTransitions(t, env, id)["registration"] != nil }
+	r.waitFor(t, "every report registered", func() bool {
+		for i := 0; i < n; i++ {
+			if !registered(fmt.Sprintf("report-%03d", i)) {
+				return false
+			}
+		}
+		return true
+	})
+	// Caught up, including the changes of its own writes: a marker doc no
+	// transition touches is processed last.
+	marker := func(id string) {
+		env.Save(t, env.MainDB, map[string]any{"_id": id, "type": "marker"})
+		r.waitFor(t, id+" processed", func() bool { return env.Get(t, env.MainDB+"-sentinel", id+"-info") != nil })
+	}
+	marker("marker-1")
+	cp := env.Get(t, env.MainDB+"-sentinel", "_local/transitions-seq")
+	if v, ok := cp["value"].(string); !ok || !strings.Contains(v, "-g1AAAA") {
+		t.Errorf("checkpoint %v: want the server's opaque string seq, kept as is", cp["value"])
+	}
+	before := updateSeqs(t, env)
+	revs := map[string]any{}
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("report-%03d", i)
+		revs[id] = env.Get(t, env.MainDB, id)["_rev"]
+	}
+
+	proxy.RewindNext()
+	marker("marker-2") // its change wakes the longpoll; the read after it starts over
+	r.waitFor(t, "the feed rewound", func() bool { return proxy.Rewinds() == 1 })
+	marker("marker-3") // processed after the whole rewound feed: it is in feed order
+
+	after := updateSeqs(t, env)
+	// Only the markers: the test's 2 saves, the daemon's 2 info docs.
+	if got, want := after[0]-before[0], 2; got != want {
+		t.Errorf("main db: %d writes during the rewind, want %d (the markers)", got, want)
+	}
+	if got, want := after[1]-before[1], 2; got != want {
+		t.Errorf("sentinel db: %d writes during the rewind, want %d (the markers' info docs)", got, want)
+	}
+	for id, rev := range revs {
+		d := env.Get(t, env.MainDB, id)
+		if d["_rev"] != rev {
+			t.Errorf("%s written again: %v → %v", id, rev, d["_rev"])
+		}
+		if tasks, _ := d["scheduled_tasks"].([]any); len(tasks) != 2 {
+			t.Errorf("%s: %d scheduled tasks, want 2", id, len(tasks))
+		}
+	}
+	if strings.Contains(r.logs.String(), `"level":"error"`) {
+		t.Errorf("errors logged:\n%s", r.logs.String())
+	}
+}
+
+// updateSeqs returns the update_seq of the main and sentinel dbs as numbers
+// (read from PouchDB Server directly, not through the proxy).
+func updateSeqs(t *testing.T, env *couchtest.Env) [2]int {
+	t.Helper()
+	var out [2]int
+	for i, db := range []string{env.MainDB, env.MainDB + "-sentinel"} {
+		var info map[string]any
+		if err := couchtest.Request("GET", env.Server+"/"+db, nil, &info); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if _, err := fmt.Sscanf(fmt.Sprint(info["update_seq"]), "%d", &n); err != nil {
+			t.Skipf("update_seq %v is not a number: this test counts writes on PouchDB Server", info["update_seq"])
+		}
+		out[i] = n
+	}
+	return out
+}
