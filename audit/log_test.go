@@ -1,7 +1,6 @@
 package audit_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"sentinel-go/audit"
 	"sentinel-go/couch"
+	"sentinel-go/couch/couchtest"
 	"sentinel-go/memdb"
 )
 
@@ -32,25 +32,7 @@ func history(t *testing.T, db *memdb.DB, id string) []any {
 	return h
 }
 
-// syncBuffer is a log sink that tests read while the writer logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) count(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), sub)
-}
-
-func newLog(db *memdb.DB, max int, logs *syncBuffer) *audit.Log {
+func newLog(db *memdb.DB, max int, logs *couchtest.LogBuffer) *audit.Log {
 	l := audit.New(db, audit.Options{User: "admin", Log: zerolog.New(logs), MaxQueued: max,
 		Now: func() time.Time { return time.Date(2024, 5, 1, 8, 0, 1, 123e6, time.UTC) }})
 	l.SetEnabled(true)
@@ -158,7 +140,7 @@ func TestOutageQueuesThenOverflowsThenRecovers(t *testing.T) {
 		}
 		return nil
 	}
-	logs := &syncBuffer{}
+	logs := &couchtest.LogBuffer{}
 	l := newLog(db, 3, logs)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -168,7 +150,7 @@ func TestOutageQueuesThenOverflowsThenRecovers(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		l.Audit([]couch.Write{{ID: fmt.Sprintf("r%d", i), Rev: "2-a"}})
 	}
-	waitFor(t, func() bool { return logs.count("Cannot write the audit log") == 1 })
+	waitFor(t, func() bool { return strings.Count(logs.String(), "Cannot write the audit log") == 1 })
 	if q := l.Queued(); q != 3 {
 		t.Errorf("queued %d, want 3 (the bound)", q)
 	}
@@ -176,7 +158,7 @@ func TestOutageQueuesThenOverflowsThenRecovers(t *testing.T) {
 	if got := counter(t, l, "dropped"); got != 3 {
 		t.Errorf("dropped = %v, want 3", got)
 	}
-	if n := logs.count("The audit queue is full"); n != 1 {
+	if n := strings.Count(logs.String(), "The audit queue is full"); n != 1 {
 		t.Errorf("overflow logged %d times in one outage, want 1", n)
 	}
 	down.Store(false)
@@ -193,14 +175,14 @@ func TestOutageQueuesThenOverflowsThenRecovers(t *testing.T) {
 	if got := counter(t, l, "written"); got != 3 {
 		t.Errorf("written = %v, want 3", got)
 	}
-	waitFor(t, func() bool { return logs.count("The audit log is written again") == 1 })
+	waitFor(t, func() bool { return strings.Count(logs.String(), "The audit log is written again") == 1 })
 
 	// A second outage logs its overflow again.
 	down.Store(true)
 	for i := 7; i <= 12; i++ {
 		l.Audit([]couch.Write{{ID: fmt.Sprintf("r%d", i), Rev: "2-a"}})
 	}
-	waitFor(t, func() bool { return logs.count("The audit queue is full") == 2 })
+	waitFor(t, func() bool { return strings.Count(logs.String(), "The audit queue is full") == 2 })
 }
 
 // The main write never waits on the audit: Audit returns at once while the
@@ -209,7 +191,7 @@ func TestAuditNeverBlocks(t *testing.T) {
 	db := memdb.New("medic-audit")
 	release := make(chan struct{})
 	db.Fail = func(string, string) error { <-release; return nil }
-	l := newLog(db, 10, &syncBuffer{})
+	l := newLog(db, 10, &couchtest.LogBuffer{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); l.Run(ctx) }()
@@ -233,7 +215,7 @@ func TestFlushWritesWhatIsQueuedAtStop(t *testing.T) {
 		}
 		return nil
 	}
-	l := newLog(db, 100, &syncBuffer{})
+	l := newLog(db, 100, &couchtest.LogBuffer{})
 	l.Audit([]couch.Write{{ID: "r1", Rev: "2-a"}, {ID: "r2", Rev: "3-b", Deleted: true}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -249,7 +231,7 @@ func TestFlushWritesWhatIsQueuedAtStop(t *testing.T) {
 func TestFlushGivesUpAtTheBudget(t *testing.T) {
 	db := memdb.New("medic-audit")
 	db.Fail = func(string, string) error { return errDown }
-	l := newLog(db, 100, &syncBuffer{})
+	l := newLog(db, 100, &couchtest.LogBuffer{})
 	l.Audit([]couch.Write{{ID: "r1", Rev: "2-a"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -267,7 +249,7 @@ func TestFlushGivesUpAtTheBudget(t *testing.T) {
 
 func TestNotAudited(t *testing.T) {
 	db := memdb.New("medic-audit")
-	l := newLog(db, 100, &syncBuffer{})
+	l := newLog(db, 100, &couchtest.LogBuffer{})
 	l.Audit([]couch.Write{{ID: "_local/x", Rev: "0-1"}, {ID: "_design/medic", Rev: "2-a"}, {ID: "service-worker-meta", Rev: "2-a"}})
 	if q := l.Queued(); q != 0 {
 		t.Errorf("queued %d", q)
@@ -292,7 +274,7 @@ func TestNotAudited(t *testing.T) {
 func TestMissingAuditDBTurnsAuditingOff(t *testing.T) {
 	db := memdb.New("medic-audit")
 	db.Fail = func(string, string) error { return fmt.Errorf("read docs (db medic-audit): %w", couch.ErrNotFound) }
-	l := newLog(db, 100, &syncBuffer{})
+	l := newLog(db, 100, &couchtest.LogBuffer{})
 	l.Audit([]couch.Write{{ID: "r1", Rev: "2-a"}})
 	l.Flush(context.Background())
 	if l.Enabled() {
@@ -406,7 +388,7 @@ func TestLogReadsAuditDocsOnlyWhileTheyExist(t *testing.T) {
 		db.Load(map[string]any{"_id": fmt.Sprintf("x%d", i), "history": []any{api}})
 	}
 	c := countCalls(db)
-	l := newLog(db, 1000, &syncBuffer{})
+	l := newLog(db, 1000, &couchtest.LogBuffer{})
 	batch := func(prefix string, from int) {
 		var ws []couch.Write
 		for i := from; i < from+50; i++ {
