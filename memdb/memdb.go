@@ -77,6 +77,11 @@ type DB struct {
 	// outside the db's lock: it may change the db (e.g. Edit the doc, as
 	// another writer just before the daemon's write).
 	BeforeWrite func(id string)
+	// LoseAnswer, when set, is called after each Put, Create and BulkDocs
+	// has written (same arguments as Fail); a non-nil error is returned
+	// instead of the answer, and the caller's docs keep their old _rev: the
+	// server wrote, but the connection was cut before its answer came.
+	LoseAnswer func(op, id string) error
 
 	mu      sync.Mutex
 	docs    map[string]*entry
@@ -292,11 +297,35 @@ func (d *DB) Put(_ context.Context, doc Doc) error {
 		return err
 	}
 	d.beforeWrite(id)
+	old := doc["_rev"]
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	err := d.write(doc)
 	d.afterWrite(doc, err)
+	d.mu.Unlock()
+	if err == nil {
+		if lost := d.loseAnswer("Put", id); lost != nil {
+			restoreRev(doc, old)
+			return lost
+		}
+	}
 	return err
+}
+
+// loseAnswer is the LoseAnswer hook's verdict.
+func (d *DB) loseAnswer(op, id string) error {
+	if d.LoseAnswer == nil {
+		return nil
+	}
+	return d.LoseAnswer(op, id)
+}
+
+// restoreRev gives doc back the _rev it had before a write whose answer was lost.
+func restoreRev(doc Doc, old any) {
+	if old == nil {
+		delete(doc, "_rev")
+		return
+	}
+	doc["_rev"] = old
 }
 
 // Create writes a new doc (a generated id when it has none) and sets its
@@ -309,7 +338,8 @@ func (d *DB) Create(_ context.Context, doc Doc) (string, error) {
 	d.beforeWrite(id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if id == "" {
+	generated := id == ""
+	if generated {
 		d.created++
 		id = fmt.Sprintf("gen-%06d", d.created)
 		doc["_id"] = id
@@ -328,7 +358,24 @@ func (d *DB) Create(_ context.Context, doc Doc) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if lost := d.loseAnswerUnlocked("Create", id); lost != nil {
+		delete(doc, "_rev")
+		if generated {
+			delete(doc, "_id")
+		}
+		return "", lost
+	}
 	return id, nil
+}
+
+// loseAnswerUnlocked is loseAnswer from a method that holds the lock.
+func (d *DB) loseAnswerUnlocked(op, id string) error {
+	if d.LoseAnswer == nil {
+		return nil
+	}
+	d.mu.Unlock()
+	defer d.mu.Lock()
+	return d.LoseAnswer(op, id)
 }
 
 // BulkDocs writes docs in one call; conflicts are reported per doc, and
@@ -345,7 +392,9 @@ func (d *DB) BulkDocs(_ context.Context, docs []couch.Doc) ([]couch.BulkResult, 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]couch.BulkResult, len(docs))
+	olds := make([]any, len(docs))
 	for i, doc := range docs {
+		olds[i] = doc["_rev"]
 		if ids[i] == "" {
 			d.created++
 			ids[i] = fmt.Sprintf("gen-%06d", d.created)
@@ -357,6 +406,12 @@ func (d *DB) BulkDocs(_ context.Context, docs []couch.Doc) ([]couch.BulkResult, 
 		if err == nil {
 			out[i].Rev, _ = doc["_rev"].(string)
 		}
+	}
+	if lost := d.loseAnswerUnlocked("BulkDocs", strings.Join(ids, ",")); lost != nil {
+		for i, doc := range docs {
+			restoreRev(doc, olds[i])
+		}
+		return nil, lost
 	}
 	return out, nil
 }

@@ -302,14 +302,22 @@ func unrecord(w *faultWorld) { w.e.main.Fail, w.e.sentinel.Fail = nil, nil }
 var faultKinds = []struct {
 	name string
 	err  func(c call) error
+	// lost: the call (a write) is made, and its answer is replaced by err.
+	lost bool
 }{
 	{"503", func(c call) error {
 		return &couch.Error{What: strings.ToLower(c.op) + " " + c.id, Status: 503, Msg: "Service Unavailable"}
-	}},
+	}, false},
 	{"network", func(c call) error {
 		return &couch.Error{What: strings.ToLower(c.op) + " " + c.id, Status: 502, Msg: "read tcp 127.0.0.1:5984: connection reset by peer"}
-	}},
+	}, false},
+	{"answer-lost", func(c call) error {
+		return &couch.Error{What: strings.ToLower(c.op) + " " + c.id, Status: 502, Msg: "read tcp 127.0.0.1:5984: connection reset by peer"}
+	}, true},
 }
+
+// writeOps are the store calls that write.
+var writeOps = map[string]bool{"Put": true, "Create": true, "BulkDocs": true}
 
 func TestFaultMatrix(t *testing.T) {
 	for _, grouped := range []bool{true, false} {
@@ -334,21 +342,40 @@ func TestFaultMatrix(t *testing.T) {
 				unrecord(clean)
 				clean.drain()
 				want := clean.state()
-				failures := 0
+				failures, answersLost := 0, 0
 				failing := map[string]bool{}
 				for i, c := range calls {
 					for _, kind := range faultKinds {
+						if kind.lost && !writeOps[c.op] {
+							continue
+						}
 						w := base.clone()
 						n := 0
+						var lose *call
 						record(w, func(got call) error {
 							n++
-							if n == i+1 {
-								return kind.err(got)
+							if n != i+1 {
+								return nil
 							}
-							return nil
+							if kind.lost {
+								lose = &got
+								return nil
+							}
+							return kind.err(got)
 						})
+						answer := func(op, id string) error {
+							if lose == nil {
+								return nil
+							}
+							c := *lose
+							lose = nil
+							answersLost++
+							return kind.err(c)
+						}
+						w.e.main.LoseAnswer, w.e.sentinel.LoseAnswer = answer, answer
 						r, _ := w.batch()
 						unrecord(w)
+						w.e.main.LoseAnswer, w.e.sentinel.LoseAnswer = nil, nil
 						w.drain()
 						diffs := sameSnapshot(w.state(), want)
 						if diffs == nil {
@@ -376,7 +403,7 @@ func TestFaultMatrix(t *testing.T) {
 					fs = append(fs, f)
 				}
 				sort.Strings(fs)
-				t.Logf("%d calls x %d kinds, %d unexplained failures; failing: %s", len(calls), len(faultKinds), failures, strings.Join(fs, "; "))
+				t.Logf("%d calls x %d kinds (%d answers lost), %d unexplained failures; failing: %s", len(calls), len(faultKinds), answersLost, failures, strings.Join(fs, "; "))
 			})
 		}
 	}
