@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"sentinel-go/couch"
@@ -377,23 +378,123 @@ func (p *Engine) commitJournals(ctx context.Context, b *Batch, held []*heldChang
 		}
 		return fmt.Errorf("write journals: %w", err)
 	}
+	var again []*heldChange
+	byID := map[string]*heldChange{}
 	for i, h := range of {
 		if i < len(res) && res[i].Err == nil {
 			b.infos[h.change.ID] = docs[i]
 			h.state = heldJournaled
 			continue
 		}
-		// Another writer touched the info doc: re-read and re-apply.
-		j, err := p.writeInfo(ctx, b, h.change.ID, h.info, func(d transitions.Doc) {
+		again = append(again, h)
+		byID[h.change.ID] = h
+	}
+	// Another writer touched these info docs, or an earlier attempt of
+	// this commit wrote them and its answer was lost: re-read and re-apply.
+	left, err := p.rewriteInfos(ctx, b, heldIDs(again), func(id string, cur transitions.Doc) transitions.Doc {
+		h := byID[id]
+		journal := map[string]any{"rev": h.rev, "transitions": h.records}
+		if sameJSON(cur[pendingKey], journal) {
+			return nil
+		}
+		j := jsv.CloneMap(cur)
+		j[pendingKey] = journal
+		return j
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range left {
+		h := byID[id]
+		j, err := p.writeInfo(ctx, b, id, h.info, func(d transitions.Doc) {
 			d[pendingKey] = map[string]any{"rev": h.rev, "transitions": h.records}
 		})
 		if err != nil {
 			return err
 		}
-		b.infos[h.change.ID] = j
+		b.infos[id] = j
+	}
+	for _, h := range again {
 		h.state = heldJournaled
 	}
 	return nil
+}
+
+func heldIDs(held []*heldChange) []string {
+	ids := make([]string, len(held))
+	for i, h := range held {
+		ids[i] = h.change.ID
+	}
+	return ids
+}
+
+// rewriteInfos applies edit to the info doc of each of ids as the server
+// has it now and writes the results: one read of them all and one bulk
+// write a round, where re-reading and rewriting each would cost two round
+// trips per doc (a bulk write retried after its answer was cut finds every
+// doc of it already written: hundreds of conflicts at once). edit returns
+// the doc to write, or nil when the one stored needs no write. It returns
+// the ids still conflicting after a few rounds, or all of them when the
+// store cannot read or write in bulk: the caller writes those one by one.
+func (p *Engine) rewriteInfos(ctx context.Context, b *Batch, ids []string, edit func(id string, cur transitions.Doc) transitions.Doc) ([]string, error) {
+	g, canRead := p.Sentinel.(infoGetter)
+	bulk, canWrite := p.Sentinel.(infoBulk)
+	if !canRead || !canWrite {
+		return ids, nil
+	}
+	for round := 0; round < 3 && len(ids) > 0; round++ {
+		keys := make([]string, len(ids))
+		for i, id := range ids {
+			keys[i] = infodoc.ID(id)
+			p.recent.forget(id)
+		}
+		got, err := g.GetMany(ctx, keys)
+		if err != nil {
+			return nil, fmt.Errorf("read info docs: %w", err)
+		}
+		var docs []transitions.Doc
+		var of []string
+		for _, id := range ids {
+			cur := got[infodoc.ID(id)]
+			if cur == nil {
+				cur = infodoc.New(id)
+			}
+			next := edit(id, cur)
+			if next == nil {
+				b.infos[id] = cur
+				continue
+			}
+			docs = append(docs, next)
+			of = append(of, id)
+		}
+		if len(docs) == 0 {
+			return nil, nil
+		}
+		res, err := bulk.BulkDocs(ctx, docs)
+		if err != nil {
+			return nil, fmt.Errorf("write info docs: %w", err)
+		}
+		ids = nil
+		for i, id := range of {
+			switch {
+			case i < len(res) && res[i].Err == nil:
+				b.infos[id] = docs[i]
+			case i < len(res) && !transitions.IsConflict(res[i].Err):
+				return nil, fmt.Errorf("write info doc %s: %w", infodoc.ID(id), res[i].Err)
+			default:
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids, nil
+}
+
+// sameJSON reports whether a and b encode to the same JSON (maps encode
+// with sorted keys): a value as this daemon built it and as read back.
+func sameJSON(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 // commitDocs writes the created docs, then the saved docs of the changes
@@ -420,7 +521,8 @@ func (p *Engine) commitDocs(ctx context.Context, b *Batch, held []*heldChange) e
 			}
 			res = nil
 		}
-		for i, h := range createOf {
+		var conflicted []int
+		for i := range createOf {
 			// Written (or failed): reads go to the store from now on, which
 			// has the revision the write gave it; the held copy has none.
 			delete(b.overlay, jsv.String(creates[i]["_id"]))
@@ -430,16 +532,27 @@ func (p *Engine) commitDocs(ctx context.Context, b *Batch, held []*heldChange) e
 				p.recent.put(jsv.String(creates[i]["_id"]), res[i].Rev, nil)
 				continue
 			}
-			if i >= len(res) || h.state == heldRedo {
+			if i < len(res) && transitions.IsConflict(res[i].Err) {
+				conflicted = append(conflicted, i)
+			}
+		}
+		// A 409 with our content is an earlier attempt of this commit.
+		landed := p.savedAnywayAll(ctx, pick(creates, conflicted))
+		for k, i := range conflicted {
+			if landed[k] != "" {
+				p.recent.put(jsv.String(creates[i]["_id"]), landed[k], nil)
+			}
+		}
+		for i, h := range createOf {
+			if i >= len(res) || res[i].Err == nil || h.state == heldRedo {
 				continue
 			}
-			// A 409 with our content is an earlier attempt of this commit.
-			// Otherwise (a doc left by a run that crashed before its journal,
-			// or any other failure) the change is processed again one at a
-			// time, which reuses what exists.
-			if transitions.IsConflict(res[i].Err) && p.savedAnyway(ctx, creates[i]) {
+			if k := slices.Index(conflicted, i); k >= 0 && landed[k] != "" {
 				continue
 			}
+			// A doc left by a run that crashed before its journal, or any
+			// other failure: the change is processed again one at a time,
+			// which reuses what exists.
 			p.Log.Warn().Str("doc_id", h.change.ID).Err(res[i].Err).Msg("Could not create a doc; processing the change again")
 			if err := p.unjournal(ctx, b, h); err != nil {
 				return err
@@ -468,6 +581,7 @@ func (p *Engine) commitDocs(ctx context.Context, b *Batch, held []*heldChange) e
 		}
 		return fmt.Errorf("write changed docs: %w", err)
 	}
+	var failed []int
 	for i, h := range of {
 		delete(b.overlay, h.change.ID)
 		if i < len(res) && res[i].Err == nil {
@@ -475,13 +589,19 @@ func (p *Engine) commitDocs(ctx context.Context, b *Batch, held []*heldChange) e
 			h.savedRev = res[i].Rev
 			continue
 		}
+		failed = append(failed, i)
+	}
+	landed := p.savedAnywayAll(ctx, pick(docs, failed))
+	for k, i := range failed {
+		h := of[i]
+		if landed[k] != "" {
+			h.state = heldSaved // an earlier attempt's answer was lost
+			h.savedRev = landed[k]
+			continue
+		}
 		var rerr error
 		if i < len(res) {
 			rerr = res[i].Err
-		}
-		if p.savedAnyway(ctx, h.doc) {
-			h.state = heldSaved // an earlier attempt's answer was lost
-			continue
 		}
 		p.Log.Info().Str("doc_id", h.change.ID).AnErr("error", rerr).Msg("Held-back save failed; processing the change again")
 		if err := p.unjournal(ctx, b, h); err != nil {
@@ -491,16 +611,54 @@ func (p *Engine) commitDocs(ctx context.Context, b *Batch, held []*heldChange) e
 	return nil
 }
 
-// savedAnyway reports whether the server holds doc's content at a newer
-// revision: a save whose answer was lost (connection cut) or that a retry
-// reported as a 409. Only then is a failed save taken for done.
-func (p *Engine) savedAnyway(ctx context.Context, doc transitions.Doc) bool {
+func pick(docs []transitions.Doc, at []int) []transitions.Doc {
+	out := make([]transitions.Doc, len(at))
+	for k, i := range at {
+		out[k] = docs[i]
+	}
+	return out
+}
+
+// savedAnywayAll is savedAnyway for several docs, in one read when the
+// store can: the revision the server holds each doc's content at, or ""
+// when it does not (then the save is taken as not done).
+func (p *Engine) savedAnywayAll(ctx context.Context, docs []transitions.Doc) []string {
+	out := make([]string, len(docs))
+	g, ok := p.Main.(infoGetter)
+	if !ok || len(docs) < 2 {
+		for i, doc := range docs {
+			out[i] = p.savedAnyway(ctx, doc)
+		}
+		return out
+	}
+	ids := make([]string, len(docs))
+	for i, doc := range docs {
+		ids[i], _ = doc["_id"].(string)
+	}
+	cur, err := g.GetMany(ctx, ids)
+	if err != nil {
+		return out
+	}
+	for i, doc := range docs {
+		if c := cur[ids[i]]; c != nil && c["_rev"] != doc["_rev"] && sameContent(c, doc) {
+			out[i], _ = c["_rev"].(string)
+		}
+	}
+	return out
+}
+
+// savedAnyway returns the revision at which the server holds doc's
+// content, newer than doc's: a save whose answer was lost (connection cut)
+// or that a retry reported as a 409. Only then ("" otherwise) is a failed
+// save taken for done.
+func (p *Engine) savedAnyway(ctx context.Context, doc transitions.Doc) string {
 	id, _ := doc["_id"].(string)
 	cur, err := p.Main.Get(ctx, id)
-	if err != nil || cur["_rev"] == doc["_rev"] {
-		return false
+	if err != nil || cur["_rev"] == doc["_rev"] || !sameContent(cur, doc) {
+		return ""
 	}
-	return sameContent(cur, doc)
+	rev, _ := cur["_rev"].(string)
+	return rev
 }
 
 // sameContent compares two docs without their revisions.
@@ -609,6 +767,32 @@ func (p *Engine) writeInfos(ctx context.Context, b *Batch, docs []transitions.Do
 		}
 	} else {
 		retry = pending
+	}
+	byID := map[string]transitions.Doc{}
+	var ids []string
+	for _, info := range retry {
+		id, _ := info["doc_id"].(string)
+		byID[id] = info
+		ids = append(ids, id)
+	}
+	// A conflicting info doc: another writer's, or this very write's whose
+	// answer was lost. Re-read and re-apply, all of them at once.
+	left, err := p.rewriteInfos(ctx, b, ids, func(id string, cur transitions.Doc) transitions.Doc {
+		info := byID[id]
+		if _, has := cur["transitions"]; has && cur["_rev"] != info["_rev"] && cur[pendingKey] == nil {
+			return nil // processed meanwhile: its record stands
+		}
+		records, _ := info["transitions"].(map[string]any)
+		d := withTransitions(cur, records)
+		delete(d, pendingKey)
+		return d
+	})
+	if err != nil {
+		return err
+	}
+	retry = retry[:0]
+	for _, id := range left {
+		retry = append(retry, byID[id])
 	}
 	for _, info := range retry {
 		id, _ := info["doc_id"].(string)

@@ -280,7 +280,7 @@ func (p *Engine) processHeld(ctx context.Context, b *Batch, cfg *transitions.Con
 	if err != nil {
 		return Outcome{}, err
 	}
-	if err := b.store.Put(ctx, saved); err != nil && !p.savedAnyway(ctx, saved) {
+	if err := b.store.Put(ctx, saved); err != nil && p.savedAnyway(ctx, saved) == "" {
 		// Not saved: the journal must not be taken for done work.
 		if _, cerr := p.writeInfo(ctx, b, ch.ID, journaled, func(d transitions.Doc) { delete(d, pendingKey) }); cerr != nil {
 			p.Log.Warn().Str("doc_id", ch.ID).Err(cerr).Msg("Could not clear the pending record of an unsaved change")
