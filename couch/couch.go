@@ -137,8 +137,8 @@ func OpenTimeout(loc Location, timeout time.Duration) (*Client, error) {
 		return nil, fmt.Errorf("open CouchDB client: %s", Redact(err.Error(), loc.Server))
 	}
 	c.kc = kc
-	c.Main = &DB{name: loc.MainDB, k: kc.DB(loc.MainDB), server: loc.Server}
-	c.Sentinel = &DB{name: loc.SentinelDB, k: kc.DB(loc.SentinelDB), server: loc.Server}
+	c.Main = &DB{name: loc.MainDB, k: kc.DB(loc.MainDB), server: loc.Server, tr: c.transport}
+	c.Sentinel = &DB{name: loc.SentinelDB, k: kc.DB(loc.SentinelDB), server: loc.Server, tr: c.transport}
 	return c, nil
 }
 
@@ -154,7 +154,7 @@ func (c *Client) Location() Location { return c.loc }
 
 // DB returns a handle on another database of the same server.
 func (c *Client) DB(name string) *DB {
-	return &DB{name: name, k: c.kc.DB(name), server: c.loc.Server}
+	return &DB{name: name, k: c.kc.DB(name), server: c.loc.Server, tr: c.transport}
 }
 
 // Ping checks that the server answers and the main database exists.

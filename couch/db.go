@@ -17,6 +17,8 @@ type DB struct {
 	k      *kivik.DB
 	// audit is told every revision written (nil: nobody is).
 	audit Auditor
+	// tr is the client's transport, for its trace logger.
+	tr *reachTransport
 }
 
 // Name is the database name.
@@ -135,7 +137,27 @@ func (d *DB) BulkDocs(ctx context.Context, docs []Doc) ([]BulkResult, error) {
 		}
 	}
 	d.audited(ctx, written...)
+	d.traceBulk(out)
 	return out, nil
+}
+
+// traceBulk logs, at trace level, what a bulk write did doc by doc: its
+// request line says 201 even when every doc of it conflicted.
+func (d *DB) traceBulk(res []BulkResult) {
+	if d.tr == nil || d.tr.trace == nil {
+		return
+	}
+	ev := d.tr.trace.Trace()
+	if !ev.Enabled() {
+		return
+	}
+	failed := 0
+	for _, r := range res {
+		if r.Err != nil {
+			failed++
+		}
+	}
+	ev.Str("db", d.name).Int("docs", len(res)).Int("written", len(res)-failed).Int("failed", failed).Msg("Bulk write")
 }
 
 // GetMany reads documents by id with `_all_docs?keys=…&include_docs=true`;

@@ -112,12 +112,18 @@ func TestReachWaitStopsWithItsContext(t *testing.T) {
 }
 
 // TestTraceRequests: at trace level (LOG_LEVEL=silly) every request is one
-// line with its method, path, status and time, never the credentials.
+// line with its method, path, status and time, never the credentials, and a
+// bulk write says how many of its docs were written.
 func TestTraceRequests(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/_session" {
 			http.SetCookie(w, &http.Cookie{Name: "AuthSession", Value: "x"})
 			_, _ = io.WriteString(w, `{"ok":true,"name":"admin","roles":["_admin"]}`)
+			return
+		}
+		if r.URL.Path == "/medic/_bulk_docs" {
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `[{"id":"a","rev":"1-x"},{"id":"b","error":"conflict","reason":"Document update conflict."}]`)
 			return
 		}
 		w.WriteHeader(http.StatusNotFound)
@@ -138,6 +144,9 @@ func TestTraceRequests(t *testing.T) {
 		if _, err := c.Main.Get(context.Background(), "doc1"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("get: %v", err)
 		}
+		if _, err := c.Main.BulkDocs(context.Background(), []Doc{{"_id": "a"}, {"_id": "b"}}); err != nil {
+			t.Fatalf("bulk: %v", err)
+		}
 		out := buf.String()
 		if level != zerolog.TraceLevel {
 			if out != "" {
@@ -145,7 +154,8 @@ func TestTraceRequests(t *testing.T) {
 			}
 			continue
 		}
-		for _, want := range []string{`"method":"GET"`, `"path":"/medic/doc1"`, `"status":404`, `"took_ms":`} {
+		for _, want := range []string{`"method":"GET"`, `"path":"/medic/doc1"`, `"status":404`, `"took_ms":`,
+			`"message":"Bulk write"`, `"written":1,"failed":1`} {
 			if !strings.Contains(out, want) {
 				t.Errorf("trace %s lacks %s", out, want)
 			}

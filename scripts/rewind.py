@@ -24,6 +24,20 @@ def update_seqs(couch, db, sdb):
             bench.seq_value(couch.request('GET', '/' + sdb)[1]['update_seq']))
 
 
+def feed_ceiling(couch, db):
+    """The server's own rate for reading the whole feed with its docs in
+    batches of 500, as the daemon reads it: no daemon can re-read a rewound
+    feed faster than this (PouchDB Server reads its changes one at a time)."""
+    since, t0 = 0, time.time()
+    while True:
+        _, r = couch.request('POST', '/%s/_changes' % db, body={},
+                             query={'limit': 500, 'since': since, 'include_docs': 'true'})
+        if not r['results']:
+            break
+        since = r['last_seq']
+    return bench.seq_value(since) / (time.time() - t0)
+
+
 def run_until_caught_up(couch, root, sut, db, sdb, log, timeout_s=900):
     env = dict(os.environ, COUCH_URL='%s/%s' % (root, db), SENTINEL_DB=sdb, TZ='UTC')
     t0 = time.time()
@@ -70,14 +84,16 @@ def main():
         couch.request('DELETE', '/%s/_local/transitions-seq' % sdb, query={'rev': local['_rev']})
         before = update_seqs(couch, db, sdb)
         changes = before[0]
+        ceiling = feed_ceiling(couch, db)
         with open(os.path.join(logdir, 'rewound.log'), 'wb') as log:
             again = run_until_caught_up(couch, root, a.sut, db, sdb, log)
         after = update_seqs(couch, db, sdb)
         # The checkpoint itself is a _local doc: it moves no update_seq.
         writes = (after[0] - before[0]) + (after[1] - before[1])
         print('first pass: %d reports in %.1f s (db %s)' % (a.n, first, db))
-        print('RESULT rewound n=%d changes=%d wall_s=%.2f changes_per_s=%.0f writes=%d (logs %s)' % (
-            a.n, changes, again, changes / again, writes, logdir))
+        print('RESULT rewound n=%d changes=%d wall_s=%.2f changes_per_s=%.0f writes=%d '
+              'feed_ceiling_per_s=%.0f ratio=%.2f (logs %s)' % (
+                  a.n, changes, again, changes / again, writes, ceiling, changes / again / ceiling, logdir))
         if not (a.keep or a.db):
             couch.delete_db(db)
             couch.delete_db(sdb)
