@@ -319,6 +319,21 @@ var faultKinds = []struct {
 // writeOps are the store calls that write.
 var writeOps = map[string]bool{"Put": true, "Create": true, "BulkDocs": true}
 
+// cleanRun runs the next batch of a copy of base with no fault: its store
+// calls, and the final state once the feed is drained.
+func cleanRun(t *testing.T, base *faultWorld) ([]call, snapshot) {
+	t.Helper()
+	clean := base.clone()
+	var calls []call
+	record(clean, func(c call) error { calls = append(calls, c); return nil })
+	if r, _ := clean.batch(); r.failed() {
+		t.Fatalf("clean run failed: %v", r.errs)
+	}
+	unrecord(clean)
+	clean.drain()
+	return calls, clean.state()
+}
+
 func TestFaultMatrix(t *testing.T) {
 	for _, grouped := range []bool{true, false} {
 		mode := "one-at-a-time"
@@ -332,16 +347,7 @@ func TestFaultMatrix(t *testing.T) {
 					sc.setup(base)
 				}
 				sc.act(base)
-				// The clean run: its calls, and the final state.
-				clean := base.clone()
-				var calls []call
-				record(clean, func(c call) error { calls = append(calls, c); return nil })
-				if r, _ := clean.batch(); r.failed() {
-					t.Fatalf("clean run failed: %v", r.errs)
-				}
-				unrecord(clean)
-				clean.drain()
-				want := clean.state()
+				calls, want := cleanRun(t, base)
 				failures, answersLost := 0, 0
 				failing := map[string]bool{}
 				for i, c := range calls {
@@ -423,15 +429,7 @@ func TestLostBulkAnswerCostsNoRoundTripPerDoc(t *testing.T) {
 		docs = append(docs, smsReport(fmt.Sprintf("reg-%02d", i), "REG", chwPhone("c2", 1), map[string]any{"patient_name": fmt.Sprintf("P%d", i)}))
 	}
 	save(base, docs...)
-	clean := base.clone()
-	var calls []call
-	record(clean, func(c call) error { calls = append(calls, c); return nil })
-	if r, _ := clean.batch(); r.failed() {
-		t.Fatalf("clean run failed: %v", r.errs)
-	}
-	unrecord(clean)
-	clean.drain()
-	want := clean.state()
+	calls, want := cleanRun(t, base)
 	for i, c := range calls {
 		if c.op != "BulkDocs" {
 			continue
