@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -561,10 +562,16 @@ func isConfigDoc(id string) bool {
 
 // watchConfig follows the main db from "now", independently of the
 // processing feed, so that a backlog never delays a config change and a
-// fixed config restarts a stopped feed.
+// fixed config restarts a stopped feed. It asks the server for the config
+// docs' changes only (`_doc_ids`: settings and the messages-* docs there
+// are): reading every change of a busy database to find them cost the
+// server as much as a tenth of the daemon's own work. A messages-* doc
+// created later is found when the id list is read again, after each answer
+// of the watch (at most PollTimeout apart), and reloads the config then.
 func (d *Daemon) watchConfig(ctx context.Context) {
 	log := d.log.With().Str("component", "config").Logger()
 	var since string
+	var ids []string
 	for ctx.Err() == nil {
 		if since == "" {
 			s, err := d.client.Main.CurrentSeq(ctx)
@@ -577,7 +584,7 @@ func (d *Daemon) watchConfig(ctx context.Context) {
 			}
 			since = s
 		}
-		b, err := d.client.Main.Changes(ctx, couch.FeedOptions{Since: since, Limit: 500, Timeout: d.opts.PollTimeout})
+		now, err := configDocIDs(ctx, d.client.Main)
 		if err != nil {
 			if ctx.Err() == nil && d.awaitServer(ctx, err) != nil {
 				log.Warn().Err(err).Msg("Settings watch interrupted; retrying")
@@ -585,19 +592,25 @@ func (d *Daemon) watchConfig(ctx context.Context) {
 			}
 			continue
 		}
-		changed := false
-		for _, c := range b.Changes {
-			if isConfigDoc(c.ID) {
-				changed = true
+		// A translation doc created since the last look: its change came
+		// before this watch asked for it.
+		changed := ids != nil && !slices.Equal(ids, now)
+		ids = now
+		if !changed {
+			b, err := d.client.Main.Changes(ctx, couch.FeedOptions{Since: since, Limit: 500, Timeout: d.opts.PollTimeout, DocIDs: ids})
+			if err != nil {
+				if ctx.Err() == nil && d.awaitServer(ctx, err) != nil {
+					log.Warn().Err(err).Msg("Settings watch interrupted; retrying")
+					sleep(ctx, jitter(5*time.Second))
+				}
+				continue
 			}
-		}
-		if b.LastSeq != "" {
-			since = b.LastSeq
-		}
-		if !changed && len(b.Changes) > 0 {
-			// Busy database, no config change: poll at most once a second
-			// instead of once per write (a reload waits ≤ 1 s more).
-			sleep(ctx, time.Second)
+			for _, c := range b.Changes {
+				changed = changed || isConfigDoc(c.ID)
+			}
+			if b.LastSeq != "" {
+				since = b.LastSeq
+			}
 		}
 		if changed {
 			log.Info().Msg("Settings or translations changed; reloading")
@@ -610,4 +623,18 @@ func (d *Daemon) watchConfig(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// configDocIDs lists the ids of the docs the config is read from:
+// settings and the messages-* docs that exist now.
+func configDocIDs(ctx context.Context, db *couch.DB) ([]string, error) {
+	rows, err := db.IDRange(ctx, "messages-", "messages-\ufff0", 0, false)
+	if err != nil {
+		return nil, fmt.Errorf("list translation docs: %w", err)
+	}
+	ids := []string{"settings"}
+	for _, r := range rows {
+		ids = append(ids, r.ID)
+	}
+	return ids, nil
 }

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -255,5 +256,43 @@ func TestBadReloadKeepsThePreviousConfiguration(t *testing.T) {
 	})
 	if cfg := r.d.Config(); !cfg.Valid() || len(cfg.Transitions) != 1 {
 		t.Fatalf("the previous config was not kept: %v", cfg.Problems)
+	}
+}
+
+// TestConfigWatchReadsOnlyConfigDocs: the settings watch asks the server
+// for the changes of the config docs only (a busy database's other writes
+// are not read twice), and still sees a settings change at once, a
+// translation doc created after the start, and its edits.
+func TestConfigWatchReadsOnlyConfigDocs(t *testing.T) {
+	env := couchtest.New(t)
+	env.Save(t, env.MainDB, settings(map[string]any{}))
+	r := start(t, env)
+	var docs []map[string]any
+	for i := 0; i < 100; i++ {
+		docs = append(docs, map[string]any{"_id": fmt.Sprintf("d%03d", i), "type": "thing"})
+	}
+	env.Save(t, env.MainDB, docs...)
+	r.waitFor(t, "the docs processed", func() bool { return infoTransitions(t, env, "d099") != nil })
+
+	translated := func(code, key string) string { return r.d.Config().Translations[code][key] }
+	env.Save(t, env.MainDB, map[string]any{"_id": "messages-sw", "code": "sw", "generic": map[string]any{"hello": "Habari"}})
+	r.waitFor(t, "a new translation doc loaded", func() bool { return translated("sw", "hello") == "Habari" })
+	cur := env.Get(t, env.MainDB, "messages-sw")
+	cur["generic"] = map[string]any{"hello": "Jambo"}
+	env.Save(t, env.MainDB, cur)
+	r.waitFor(t, "its edit loaded", func() bool { return translated("sw", "hello") == "Jambo" })
+	cur = env.Get(t, env.MainDB, "settings")
+	next := settings(map[string]any{"generate_shortcode_on_contacts": true})
+	next["_rev"] = cur["_rev"]
+	env.Save(t, env.MainDB, next)
+	r.waitFor(t, "the settings change loaded", func() bool { return len(r.d.Config().Transitions) == 1 })
+
+	// The only longpolls are the feed's (with docs) and the watch's (config docs only).
+	for _, line := range strings.Split(r.logs.String(), "\n") {
+		if strings.Contains(line, `/_changes"`) && strings.Contains(line, "feed=longpoll") &&
+			!strings.Contains(line, "include_docs=true") && !strings.Contains(line, "filter=_doc_ids") {
+			t.Errorf("the settings watch read every change: %s", line)
+			break
+		}
 	}
 }
