@@ -216,8 +216,10 @@ func (d *DB) dropLegacyDesignDoc(ctx context.Context) error {
 		return fmt.Errorf("read legacy design doc: %w", err)
 	}
 	rev, _ := cur["_rev"].(string)
-	if err := d.Delete(ctx, LegacyDesignDocID, rev); err != nil && !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("delete legacy design doc: %w", err)
+	// Best effort: a legacy doc left behind (a refusal, a lost request)
+	// costs disk only, and the next start tries again.
+	if err := d.Delete(ctx, LegacyDesignDocID, rev); err != nil {
+		return nil
 	}
 	_ = d.k.ViewCleanup(ctx)
 	return nil
