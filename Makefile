@@ -11,7 +11,11 @@ SHARED ?= ../shared
 BIN := bin/sentinel
 POUCHDB := scripts/pouchdb.sh
 TEST_PORT ?= 5987
-CONFORMANCE := python3 $(SHARED)/conformance/run.py --sut 'exec ./bin/sentinel' --jobs 2
+# SENTINEL_TEST_COUCH (an admin URL, no database) runs the integration tests,
+# the conformance suites and the bench against that server (e.g. a CouchDB 3)
+# instead of a PouchDB Server of their own: see the README's Testing section.
+COUCH_ARG := $(if $(SENTINEL_TEST_COUCH),--couch-url $(SENTINEL_TEST_COUCH),)
+CONFORMANCE := python3 $(SHARED)/conformance/run.py --sut 'exec ./bin/sentinel' --jobs 2 $(COUCH_ARG)
 
 .PHONY: image image-test bench chaos all build test unit lint integration differential conformance conformance-listed demo clean pouchdb-start pouchdb-stop fuzz install
 
@@ -30,9 +34,13 @@ lint:
 # Unit and integration tests: PouchDB Server is started on 127.0.0.1 for the
 # tests that need a real server (they skip without SENTINEL_TEST_COUCH).
 integration: build
-	@url=$$($(POUCHDB) start $(TEST_PORT)) || exit 1; \
+	@if [ -n "$$SENTINEL_TEST_COUCH" ]; then \
+	  SENTINEL_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 ./...; \
+	else \
+	  url=$$($(POUCHDB) start $(TEST_PORT)) || exit 1; \
 	  trap '$(POUCHDB) stop' EXIT; \
-	  SENTINEL_TEST_COUCH=$$url SENTINEL_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 ./...
+	  SENTINEL_TEST_COUCH=$$url SENTINEL_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 ./...; \
+	fi
 
 # Group commit against one change at a time (pipeline/differential_test.go):
 # DIFF_CASES random workloads per mode (three modes), without -race (the
@@ -67,7 +75,7 @@ conformance: build
 BENCH_N ?= 2000
 bench: build
 	@for w in registration noop; do \
-	  python3 $(SHARED)/tools/bench.py --sut 'exec ./bin/sentinel' --workload $$w --n $(BENCH_N) | tail -1; \
+	  python3 $(SHARED)/tools/bench.py --sut 'exec ./bin/sentinel' --workload $$w --n $(BENCH_N) $(COUCH_ARG) | tail -1; \
 	  log=$$(ls -t $${TMPDIR:-/tmp}/sentinel-bench-*/*.log | head -1); \
 	  grep -o '"max_rss_kib":[0-9]*' $$log | tail -1 | sed "s/\"max_rss_kib\":/peak RSS ($$w): /; s/$$/ KiB/"; \
 	done

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	kivik "github.com/go-kivik/kivik/v4"
+	"github.com/go-kivik/kivik/v4/couchdb"
 )
 
 // The calls the jobs that move docs between databases need (user-meta
@@ -31,9 +32,11 @@ func (c *Client) EnsureDB(ctx context.Context, name string) error {
 
 // GetFull reads the winning revision of a doc with its revision history
 // (`_revisions`) and its attachments inline, as replication copies it.
+// Inline means JSON: CouchDB otherwise answers multipart/related, whose
+// attachment stubs (`follows`) a later `_bulk_docs` cannot take (a 500).
 func (d *DB) GetFull(ctx context.Context, id string) (Doc, error) {
 	var doc Doc
-	err := d.k.Get(ctx, id, kivik.Params(map[string]any{"revs": true, "attachments": true})).ScanDoc(&doc)
+	err := d.k.Get(ctx, id, kivik.Params(map[string]any{"revs": true, "attachments": true}), couchdb.OptionNoMultipartGet()).ScanDoc(&doc)
 	if err != nil {
 		return nil, d.wrap("get "+id, err)
 	}

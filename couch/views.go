@@ -2,22 +2,61 @@ package couch
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
 )
 
-// DesignDocID is the daemon's own design document in the main db. It answers
-// every lookup the transitions and jobs need, so a fresh CouchDB works without
-// CHT's design docs.
-const DesignDocID = "_design/sentinel-go"
+// LegacyDesignDocID is the single design doc that held every view before
+// they were split by use (see designDocs); EnsureDesignDoc deletes it.
+const LegacyDesignDocID = "_design/sentinel-go"
 
-// ddocName is DesignDocID without its prefix, as view queries want it.
-const ddocName = "sentinel-go"
+// designPrefix starts the name of each of the daemon's design docs.
+const designPrefix = "sentinel-go-"
 
-// viewsVersion changes whenever a view below changes; the design doc is
-// rewritten at start when the stored version differs.
-const viewsVersion = "2026-11-22.2.alerts"
+// designDocs groups the views into design docs, one per set of views used
+// together. CouchDB builds all the views of a design doc as one index, so a
+// query waits for every view of its design doc: the heavy free-text view
+// has its own, so that a registration's lookup of a subject's reports never
+// waits for it, and neither waits for the jobs' views. (Each design doc is
+// one pass over the database when built: grouping rather than one doc per
+// view keeps those passes few.)
+var designDocs = map[string][]string{
+	// the lookups the index answers from memory once built (views until then)
+	"contacts": {"contacts_by_phone", "contacts_by_reference", "docs_by_shortcode", "contacts_by_ancestor", "contacts_by_type"},
+	// registrations and patient reports: a subject's reports
+	"subjects": {"reports_by_subject"},
+	// validations' unique/exists rules
+	"freetext": {"reports_by_freetext"},
+	// alerts, reminders, update_scheduled_reports
+	"reports": {"reports_by_form_and_date", "reports_by_date", "reports_by_form_and_parent"},
+	// the due-tasks job
+	"tasks": {"scheduled_tasks_by_due"},
+}
+
+// designOf maps each view to the name of its design doc (without `_design/`).
+var designOf = func() map[string]string {
+	m := map[string]string{}
+	for group, vs := range designDocs {
+		for _, v := range vs {
+			m[v] = designPrefix + group
+		}
+	}
+	return m
+}()
+
+// DesignDocIDs returns the ids of the daemon's design docs in the main db,
+// sorted.
+func DesignDocIDs() []string {
+	var ids []string
+	for group := range designDocs {
+		ids = append(ids, "_design/"+designPrefix+group)
+	}
+	sort.Strings(ids)
+	return ids
+}
 
 const isContact = `var CONTACT_TYPES = {contact: 1, person: 1, clinic: 1, health_center: 1, district_hospital: 1};`
 
@@ -119,33 +158,80 @@ var views = map[string]string{
 }`,
 }
 
-// EnsureDesignDoc installs or updates the daemon's design doc when its
-// version differs from the one this binary carries.
+// EnsureDesignDoc installs or updates each of the daemon's design docs whose
+// views differ from those this binary carries (a design doc carries a hash
+// of its views: changing one view rebuilds only its group), and deletes the
+// legacy single design doc, whose index CouchDB then cleans up.
 func (d *DB) EnsureDesignDoc(ctx context.Context) error {
-	cur, err := d.Get(ctx, DesignDocID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("read design doc: %w", err)
+	for group, names := range designDocs {
+		if err := d.ensureDesignDoc(ctx, "_design/"+designPrefix+group, names); err != nil {
+			return err
+		}
 	}
-	if cur != nil && cur["version"] == viewsVersion {
+	return d.dropLegacyDesignDoc(ctx)
+}
+
+func (d *DB) ensureDesignDoc(ctx context.Context, id string, names []string) error {
+	vs := map[string]any{}
+	h := sha256.New()
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+	for _, name := range sorted {
+		fn, ok := views[name]
+		if !ok {
+			return fmt.Errorf("design doc %s: no view %s", id, name)
+		}
+		vs[name] = map[string]any{"map": fn}
+		fmt.Fprintf(h, "%s\x00%s\x00", name, fn)
+	}
+	version := hex.EncodeToString(h.Sum(nil))[:16]
+	cur, err := d.Get(ctx, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("read design doc %s: %w", id, err)
+	}
+	if cur != nil && cur["version"] == version {
 		return nil
 	}
-	vs := map[string]any{}
-	for name, fn := range views {
-		vs[name] = map[string]any{"map": fn}
-	}
-	doc := Doc{"_id": DesignDocID, "language": "javascript", "version": viewsVersion, "views": vs}
+	doc := Doc{"_id": id, "language": "javascript", "version": version, "views": vs}
 	if cur != nil {
 		doc["_rev"] = cur["_rev"]
 	}
+	// A conflict is another instance installing the same views.
 	if err := d.Put(ctx, doc); err != nil && !errors.Is(err, ErrConflict) {
-		return fmt.Errorf("install design doc: %w", err)
+		return fmt.Errorf("install design doc %s: %w", id, err)
 	}
+	return nil
+}
+
+// dropLegacyDesignDoc deletes `_design/sentinel-go` when it exists: nothing
+// queries it any more, and its index would stay on disk. `_view_cleanup`
+// then removes the index files of deleted design docs (best effort: it
+// needs an admin, and CouchDB also cleans up by itself in time).
+func (d *DB) dropLegacyDesignDoc(ctx context.Context) error {
+	cur, err := d.Get(ctx, LegacyDesignDocID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read legacy design doc: %w", err)
+	}
+	rev, _ := cur["_rev"].(string)
+	// Best effort: a legacy doc left behind (a refusal, a lost request)
+	// costs disk only, and the next start tries again.
+	if err := d.Delete(ctx, LegacyDesignDocID, rev); err != nil {
+		return nil
+	}
+	_ = d.k.ViewCleanup(ctx)
 	return nil
 }
 
 // View runs one of the daemon's views.
 func (d *DB) View(ctx context.Context, view string, params map[string]any) ([]Row, error) {
-	return d.Query(ctx, ddocName, view, params)
+	ddoc, ok := designOf[view]
+	if !ok {
+		return nil, fmt.Errorf("view %s: not one of the daemon's views", view)
+	}
+	return d.Query(ctx, ddoc, view, params)
 }
 
 // viewDocs returns the docs of the rows for key, de-duplicated, in view order.

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"sort"
 	"testing"
 	"time"
 
@@ -22,6 +23,8 @@ type groupWorld struct {
 	main *couch.IndexedDB
 	p    *Engine
 	cfg  *transitions.Config
+	// order is each saved doc's place in the bulk write that saved it.
+	order map[string]int
 }
 
 func newGroupWorld(t *testing.T, settings map[string]any, docs ...map[string]any) *groupWorld {
@@ -40,7 +43,11 @@ func newGroupWorld(t *testing.T, settings map[string]any, docs ...map[string]any
 	if !cfg.Valid() {
 		t.Fatalf("config: %v", cfg.Problems)
 	}
-	return &groupWorld{env: env, main: main, cfg: cfg,
+	order := map[string]int{}
+	for i, d := range docs {
+		order[fmt.Sprint(d["_id"])] = i
+	}
+	return &groupWorld{env: env, main: main, cfg: cfg, order: order,
 		p: &Engine{Main: main, Sentinel: env.Client.Sentinel, Log: zerolog.Nop(), JS: jsexpr.NewSandbox(jsexpr.Options{})}}
 }
 
@@ -61,13 +68,22 @@ func (m *meanwhileDB) BulkDocs(ctx context.Context, docs []couch.Doc) ([]couch.B
 }
 
 // feed reads the whole feed as one batch, and the index sees its docs, as
-// the daemon's feed loop does.
+// the daemon's feed loop does. The batch is put in the order the docs were
+// saved: a sharded CouchDB (q > 1) lists one bulk write's changes shard by
+// shard, and these tests mean the order they saved.
 func (w *groupWorld) feed(t *testing.T) []couch.Change {
 	t.Helper()
 	b, err := w.main.Changes(context.Background(), couch.FeedOptions{Limit: 500, IncludeDocs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	place := func(id string) int {
+		if i, ok := w.order[id]; ok {
+			return i
+		}
+		return len(w.order) // design docs and the like: after the saved docs
+	}
+	sort.SliceStable(b.Changes, func(i, j int) bool { return place(b.Changes[i].ID) < place(b.Changes[j].ID) })
 	for _, ch := range b.Changes {
 		if !Ignored(ch.ID) && !ch.Deleted {
 			w.main.Observe(ch.Doc)

@@ -14,7 +14,7 @@ import (
 )
 
 // designID is the SMS component's own design doc. It is separate from the
-// daemon's `_design/sentinel-go` so that the two are versioned and
+// daemon's design docs so that they are versioned and
 // installed independently (the SMS server may run before the daemon has
 // installed its own).
 const designID = "_design/sentinel-go-sms"
