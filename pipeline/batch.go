@@ -57,9 +57,6 @@ type Batch struct {
 	// holds back: the feed's body of such a doc is stale when its own
 	// change comes, which must then read the doc as it is now.
 	written map[string]bool
-	// retried is set when a change of the batch was tried again (after a
-	// failure or an outage): RunBatch then makes the batch durable at once.
-	retried bool
 	// deferring and infoBulk are the stores' group-commit abilities (set
 	// when group is).
 	deferring DeferringStore

@@ -84,7 +84,7 @@ func (p *Engine) RunBatch(ctx context.Context, changes []couch.Change, c BatchCo
 			res.Stopped = true
 			break
 		}
-		ok, err := p.runChange(ctx, b, ch, c)
+		ok, retried, err := p.runChange(ctx, b, ch, c)
 		if err != nil {
 			return res, err
 		}
@@ -93,10 +93,10 @@ func (p *Engine) RunBatch(ctx context.Context, changes []couch.Change, c BatchCo
 			break
 		}
 		done = ch.Seq
-		if b.retried {
+		if retried {
 			// The change waited (an outage, a failure): what was done before
 			// it is written now, not a second later.
-			b.retried, lastDurable = false, time.Time{}
+			lastDurable = time.Time{}
 		}
 		if c.Durable != nil && c.DurableEvery > 0 && time.Since(lastDurable) >= c.DurableEvery {
 			ok, err := p.settle(ctx, b, c)
@@ -168,7 +168,7 @@ func (p *Engine) redoChanges(ctx context.Context, b *Batch, c BatchControl) (boo
 		}
 	}()
 	for i, ch := range redo {
-		ok, err := p.runChange(ctx, rb, ch, c)
+		ok, _, err := p.runChange(ctx, rb, ch, c)
 		if err != nil || !ok {
 			b.redo = append(redo[i:], b.redo...)
 			return ok, err
@@ -185,14 +185,15 @@ func (p *Engine) redoChanges(ctx context.Context, b *Batch, c BatchControl) (boo
 }
 
 // runChange processes one change of a batch until it completes, is passed
-// over, or the daemon stops (false).
-func (p *Engine) runChange(ctx context.Context, b *Batch, ch couch.Change, c BatchControl) (bool, error) {
+// over, or the daemon stops (ok false); retried says that it was tried more
+// than once (after a failure or an outage).
+func (p *Engine) runChange(ctx context.Context, b *Batch, ch couch.Change, c BatchControl) (ok, retried bool, err error) {
 	if Ignored(ch.ID) || ch.Deleted {
 		// Deleted docs: their info docs go in background cleanup.
 		if c.Done != nil {
 			c.Done(ch, Outcome{Ignored: true})
 		}
-		return true, nil
+		return true, false, nil
 	}
 	grace, bound := c.limits()
 	for attempt := 1; ; {
@@ -206,22 +207,22 @@ func (p *Engine) runChange(ctx context.Context, b *Batch, ch couch.Change, c Bat
 			if c.Done != nil {
 				c.Done(ch, out)
 			}
-			return true, nil
+			return true, retried, nil
 		}
 		if ctx.Err() != nil {
 			p.Log.Warn().Str("doc_id", ch.ID).Err(err).Msg("Stopping before this change completed; it will be processed again on restart")
-			return false, nil
+			return false, retried, nil
 		}
 		if c.Failed == nil {
-			return false, err
+			return false, retried, err
 		}
 		if !c.Failed(ctx, ch, attempt, err) {
 			if ctx.Err() != nil {
-				return false, nil
+				return false, retried, nil
 			}
-			return true, nil
+			return true, retried, nil
 		}
-		b.retried = true
+		retried = true
 		if !couch.Unreachable(err) {
 			attempt++ // waiting for the server is not a failed attempt
 		}
