@@ -31,6 +31,9 @@ func (d *Daemon) follow(ctx context.Context) {
 		Main: main, Sentinel: d.client.Sentinel, Log: d.log.With().Str("component", "transitions").Logger(),
 		Location: d.opts.Location, JS: jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}), Dups: d.dups, Secrets: d.secrets, Observer: d.metrics,
 		PhoneOwner: d.opts.PhoneOwner, Outbox: d.outbox, Users: d.client.Users(), Clock: d.opts.Clock,
+		// A feed that rewinds (a cluster node lost) brings done changes
+		// again: their revisions are passed over without a read.
+		Known: pipeline.NewKnown(0),
 	}
 	cp := couch.NewCheckpoint(d.client.Sentinel)
 	var indexOnce sync.Once

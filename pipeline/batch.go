@@ -145,6 +145,9 @@ func (p *Engine) NewBatch(ctx context.Context, changes []couch.Change) *Batch {
 			b.infos[ch.ID] = info
 			continue
 		}
+		if p.Known != nil && p.Known.mayHave(ch.ID, ch.Rev) {
+			continue // passed over when its turn comes, without its info doc
+		}
 		ids = append(ids, infodoc.ID(ch.ID))
 		read = append(read, ch.ID)
 	}

@@ -53,6 +53,7 @@ import (
 	"sentinel-go/couch"
 	"sentinel-go/jsv"
 	"sentinel-go/memdb"
+	"sentinel-go/pipeline"
 )
 
 // knownBugs are engine bugs being fixed elsewhere. While an entry is here,
@@ -233,6 +234,11 @@ func newDiffWorld(t *testing.T, seed uint64) *diffWorld {
 		e, err := newEngine(main, sentinel, diffSettings(), diffTranslations, diffT0, seed)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if deferring {
+			// As in the daemon: revisions found done are passed over
+			// unread when a rewind brings them again.
+			e.p.Known = pipeline.NewKnown(0)
 		}
 		return e
 	}
@@ -592,6 +598,12 @@ func runCase(t *testing.T, seed uint64, dups, edits bool) caseResult {
 		w.batch(ctx, size, es)
 		if r := check(); r != nil {
 			return *r
+		}
+		if wl.r.IntN(4) == 0 {
+			// The feed rewinds (a cluster node lost, a restart from an
+			// old checkpoint): changes done come again.
+			w.since = wl.r.IntN(w.since + 1)
+			wl.log = append(wl.log, fmt.Sprintf("-- rewind to %d", w.since))
 		}
 	}
 	for range 100 {

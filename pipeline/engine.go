@@ -66,6 +66,9 @@ type Engine struct {
 	RandFor func(ch couch.Change) io.Reader
 	// Users is the server's `_users` database (create_user_for_contacts).
 	Users transitions.UserStore
+	// Known, when set, remembers the revisions found done, so that they are
+	// passed over without a read when they come again (see Known).
+	Known *Known
 
 	recent recentWrites // info docs of the last group commits' writes
 }
@@ -192,6 +195,9 @@ func (p *Engine) processOnce(ctx context.Context, b *Batch, cfg *transitions.Con
 
 func (p *Engine) processHeld(ctx context.Context, b *Batch, cfg *transitions.Config, ch couch.Change, raw transitions.Doc) (Outcome, error) {
 	rev, _ := raw["_rev"].(string)
+	if p.Known != nil && p.Known.has(cfg, ch.ID, rev) {
+		return Outcome{}, nil // what the prefilter decided at this very revision
+	}
 	info, err := p.info(ctx, b, ch.ID)
 	if err != nil {
 		return Outcome{}, err
@@ -219,6 +225,9 @@ func (p *Engine) processHeld(ctx context.Context, b *Batch, cfg *transitions.Con
 		// replay, a rewound feed, the echo of an own write): exactly what
 		// running them would decide, without hydrating or looking up
 		// anything, and nothing to write.
+		if p.Known != nil {
+			p.Known.add(cfg, ch.ID, rev)
+		}
 		return Outcome{}, nil
 	}
 	doc := jsv.CloneMap(raw)

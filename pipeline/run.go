@@ -64,6 +64,9 @@ type BatchResult struct {
 // failed are processed again one at a time, and only then is Done set.
 // Design docs, info docs and deleted docs complete at once (Outcome.Ignored).
 func (p *Engine) RunBatch(ctx context.Context, changes []couch.Change, c BatchControl) (BatchResult, error) {
+	if p.Known != nil && c.Config != nil {
+		p.Known.use(c.Config())
+	}
 	b := p.NewBatch(ctx, changes)
 	res := BatchResult{Wrote: b.written}
 	// A change whose held-back save fails when a later change commits the

@@ -99,9 +99,10 @@ func (t *updateClinics) RefusesUnhydrated(_ *Env, c *Change) bool {
 	return notAReport(c) || c.HasRun(t.Name())
 }
 
-// RefusesUnhydrated implements Prefilter.
-func (t updateScheduledReports) RefusesUnhydrated(_ *Env, c *Change) bool {
-	return notAReport(c) || formless(c) || c.HasRun(t.Name())
+// RefusesUnhydrated implements Prefilter: its whole filter reads the doc's
+// own form, fields and errors.
+func (t updateScheduledReports) RefusesUnhydrated(env *Env, c *Change) bool {
+	return !t.Filter(env, c)
 }
 
 // RefusesUnhydrated implements Prefilter: its whole filter reads the doc's
@@ -122,11 +123,23 @@ func (t resolvePending) RefusesUnhydrated(env *Env, c *Change) bool {
 	return !t.Filter(env, c)
 }
 
-// RefusesUnhydrated implements Prefilter: reports are muted once; contacts
-// need lookups (a muted ancestor), other docs are refused.
+// RefusesUnhydrated implements Prefilter: reports are muted once, and only
+// those of a mute or unmute form; a contact needs lookups (a muted
+// ancestor) unless it is itself muted or its info doc already has a muting
+// history (not a new contact), and was not last updated client-side; other
+// docs are refused.
 func (t *muting) RefusesUnhydrated(env *Env, c *Change) bool {
 	if c.Doc["type"] == "data_record" {
-		return c.HasRun(t.Name())
+		form, _ := c.Doc["form"].(string)
+		_, wanted := t.formWants(form)
+		return c.HasRun(t.Name()) || !wanted
 	}
-	return !config.IsContact(c.Doc) || env.Settings().ContactTypes.Get(config.TypeOf(c.Doc)) == nil
+	if !config.IsContact(c.Doc) || env.Settings().ContactTypes.Get(config.TypeOf(c.Doc)) == nil {
+		return true
+	}
+	if mutingClientSide(c.Doc) {
+		return false
+	}
+	h, hasHistory := c.Info["muting_history"]
+	return jsv.Truthy(c.Doc["muted"]) || hasHistory && h != nil && !mutingInterruptedNew(c.Info)
 }

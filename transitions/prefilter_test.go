@@ -48,7 +48,9 @@ func TestPrefilterImpliesFilter(t *testing.T) {
 			for _, from := range []any{"+254712345678", nil} {
 				for _, extra := range []Doc{{}, {"sent_by": "x"}, {"patient_id": "12345"}, {"kujua_message": true},
 					{"tasks": []any{map[string]any{"state": "pending", "messages": []any{map[string]any{"to": "+1", "message": "m"}}}}},
-					{"fields": map[string]any{"year": 2024, "month": 3, "patient_id": "1"}}} {
+					{"fields": map[string]any{"year": 2024, "month": 3, "patient_id": "1"}},
+					{"muted": "2024-03-01T00:00:00.000Z"}, {"muting_history": map[string]any{"last_update": "client_side"}},
+					{"parent": map[string]any{"_id": "clinic"}}} {
 					d := Doc{"_id": "d", "_rev": "2-x", "reported_date": 1.7e12}
 					if typ != nil {
 						d["type"] = typ
@@ -72,7 +74,9 @@ func TestPrefilterImpliesFilter(t *testing.T) {
 	for _, tr := range cfg.Transitions {
 		all[tr.Name()] = map[string]any{"ok": true, "last_rev": "1-a", "seq": "1"}
 	}
-	infos = append(infos, Doc{"transitions": all})
+	infos = append(infos, Doc{"transitions": all},
+		Doc{"transitions": map[string]any{}, "muting_history": []any{map[string]any{"muted": false}}},
+		Doc{"transitions": map[string]any{}, "muting_history": []any{map[string]any{"muted": true}}, "initial_replication_date": "2024-01-01T00:00:00.000Z"})
 	refused := 0
 	for i, raw := range docs {
 		for j, info := range infos {
@@ -87,6 +91,10 @@ func TestPrefilterImpliesFilter(t *testing.T) {
 				h["contact"] = map[string]any{"_id": "chw", "phone": "+254712345678", "parent": map[string]any{"_id": "clinic"}}
 				h["patient"] = map[string]any{"_id": "pat", "patient_id": "12345", "type": "person"}
 				h["place"] = map[string]any{"_id": "clinic", "type": "clinic"}
+				// and the parents of a contact, here a muted clinic.
+				if _, ok := raw["parent"]; ok || raw["type"] == "person" || raw["type"] == "clinic" {
+					h["parent"] = map[string]any{"_id": "clinic", "type": "clinic", "muted": "2023-01-01T00:00:00.000Z"}
+				}
 				if filterSafely(env, tr, &Change{ID: "d", Rev: "2-x", Doc: h, Info: info}) {
 					t.Errorf("%s refuses doc %d (info %d) early but its filter accepts it: %s", tr.Name(), i, j, fmt.Sprint(raw))
 				}
