@@ -25,7 +25,7 @@ import (
 // process, so that a set saved by one run serves the next).
 type Known struct {
 	mu  sync.Mutex
-	cfg *transitions.Config
+	fp  string // the fingerprint of the config the entries hold for
 	set map[uint64]struct{}
 	max int
 }
@@ -53,8 +53,13 @@ func KnownKey(id, rev string) uint64 {
 func (k *Known) use(cfg *transitions.Config) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.cfg != cfg {
-		k.cfg = cfg
+	k.under(cfg.Fingerprint)
+}
+
+// under makes fp the config in force (k.mu held).
+func (k *Known) under(fp string) {
+	if k.fp != fp {
+		k.fp = fp
 		clear(k.set)
 	}
 }
@@ -66,7 +71,7 @@ func (k *Known) has(cfg *transitions.Config, id, rev string) bool {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.cfg != cfg {
+	if cfg == nil || cfg.Fingerprint == "" || k.fp != cfg.Fingerprint {
 		return false
 	}
 	_, ok := k.set[KnownKey(id, rev)]
@@ -77,30 +82,31 @@ func (k *Known) has(cfg *transitions.Config, id, rev string) bool {
 // known: its info doc is then not read ahead; has decides).
 func (k *Known) mayHave(id, rev string) bool {
 	k.mu.Lock()
-	cfg := k.cfg
-	k.mu.Unlock()
-	return cfg != nil && k.has(cfg, id, rev)
+	defer k.mu.Unlock()
+	if k.fp == "" || rev == "" {
+		return false
+	}
+	_, ok := k.set[KnownKey(id, rev)]
+	return ok
 }
 
 // add records that rev of id is done under cfg.
 func (k *Known) add(cfg *transitions.Config, id, rev string) {
-	if rev == "" || cfg == nil {
+	if rev == "" || cfg == nil || cfg.Fingerprint == "" {
 		return
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.cfg != cfg {
-		k.cfg = cfg
-		clear(k.set)
-	}
+	k.under(cfg.Fingerprint)
 	if len(k.set) >= k.max {
 		clear(k.set)
 	}
 	k.set[KnownKey(id, rev)] = struct{}{}
 }
 
-// Export returns the entries, sorted, and the config they hold for.
-func (k *Known) Export() ([]uint64, *transitions.Config) {
+// Export returns the entries, sorted, and the fingerprint of the config
+// they hold for.
+func (k *Known) Export() ([]uint64, string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	out := make([]uint64, 0, len(k.set))
@@ -108,18 +114,15 @@ func (k *Known) Export() ([]uint64, *transitions.Config) {
 		out = append(out, key)
 	}
 	slices.Sort(out)
-	return out, k.cfg
+	return out, k.fp
 }
 
-// Import adds entries saved by an earlier run under a config that the
-// caller found identical to cfg.
-func (k *Known) Import(cfg *transitions.Config, keys []uint64) {
+// Import adds entries saved (Export) by an earlier run under the config of
+// fingerprint fp; they serve only while that config is in force.
+func (k *Known) Import(fp string, keys []uint64) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.cfg != cfg {
-		k.cfg = cfg
-		clear(k.set)
-	}
+	k.under(fp)
 	for _, key := range keys {
 		if len(k.set) >= k.max {
 			return

@@ -59,9 +59,45 @@ func TestKnownRewindReadsNothing(t *testing.T) {
 	if d := sameSnapshot(w.state(), before); d != nil {
 		t.Errorf("the rewind changed docs: %v", d)
 	}
-	// Another config: nothing is known any more, the info docs are read.
+	// The same config loaded again: still known.
 	w.e.cfg = transitions.Load(diffSettings(), diffTranslations)
+	if _, reads := rewind(); strings.Contains(strings.Join(reads, ","), "reg-") {
+		t.Errorf("the same config reloaded: the rewound feed read reports' info docs: %v", reads)
+	}
+	// Another config: nothing is known any more, the info docs are read.
+	other := diffSettings()
+	other["forms_only_mode"] = true
+	w.e.cfg = transitions.Load(other, diffTranslations)
 	if _, reads := rewind(); !strings.Contains(strings.Join(reads, ","), "reg-") {
 		t.Errorf("after a config change the rewound feed read no report's info doc: %v", reads)
+	}
+}
+
+// TestKnownExportImportAndBound: a set exported by one run and imported by
+// the next serves under the same config only; a full set starts over.
+func TestKnownExportImportAndBound(t *testing.T) {
+	cfg := transitions.Load(diffSettings(), diffTranslations)
+	k := pipeline.NewKnown(3)
+	for i := range 3 {
+		k.Import(cfg.Fingerprint, []uint64{pipeline.KnownKey(fmt.Sprint("d", i), "1-a")})
+	}
+	keys, fp := k.Export()
+	if len(keys) != 3 || fp != cfg.Fingerprint {
+		t.Fatalf("export: %d keys under %q", len(keys), fp)
+	}
+	next := pipeline.NewKnown(3)
+	next.Import(fp, keys)
+	if next.Len() != 3 {
+		t.Errorf("import: %d entries, want 3", next.Len())
+	}
+	next.Import("another config", keys[:1])
+	if next.Len() != 1 {
+		t.Errorf("import under another config: %d entries, want only its own 1", next.Len())
+	}
+	for i := range 5 {
+		next.Import("another config", []uint64{uint64(100 + i)})
+	}
+	if next.Len() > 3 {
+		t.Errorf("bound 3 exceeded: %d entries", next.Len())
 	}
 }

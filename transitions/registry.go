@@ -1,6 +1,9 @@
 package transitions
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 
 	"sentinel-go/config"
@@ -140,6 +143,9 @@ type Config struct {
 	Translations config.Translations
 	Transitions  []Transition
 	Problems     []config.Problem
+	// Fingerprint identifies the settings (as written, key order included)
+	// and translations: two configs with the same one decide alike.
+	Fingerprint string
 }
 
 // Load builds a Config; Valid reports whether transitions may run.
@@ -153,7 +159,25 @@ func Load(raw map[string]any, translations config.Translations) *Config {
 func LoadSettings(s *config.Settings, translations config.Translations) *Config {
 	list, problems := Build(s)
 	problems = append(problems, CheckTranslations(s, translations)...)
-	return &Config{Settings: s, Translations: translations, Transitions: list, Problems: problems}
+	return &Config{Settings: s, Translations: translations, Transitions: list, Problems: problems,
+		Fingerprint: fingerprint(s, translations)}
+}
+
+// fingerprint hashes the settings as written (their JSON when read from the
+// database, which keeps the key order; else the parsed object) and the
+// translations (encoded with sorted keys).
+func fingerprint(s *config.Settings, translations config.Translations) string {
+	h := sha256.New()
+	if s.JSON != nil {
+		h.Write(s.JSON)
+	} else if b, err := json.Marshal(s.Raw); err == nil {
+		h.Write(b)
+	}
+	h.Write([]byte{0})
+	if b, err := json.Marshal(translations); err == nil {
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Valid reports whether the config has no error.
