@@ -126,3 +126,60 @@ func updateSeqs(t *testing.T, env *couchtest.Env) [2]int {
 	}
 	return out
 }
+
+// TestKnownSurvivesRestart: the revisions found done are saved at stop and
+// loaded at start, so that a restart from a lost checkpoint re-reads the
+// feed without reading the info docs of what was done.
+func TestKnownSurvivesRestart(t *testing.T) {
+	env := couchtest.New(t)
+	docs := []map[string]any{registrationSettings(),
+		{"_id": "clinic1", "type": "clinic", "name": "Clinic"},
+		{"_id": "chw1", "type": "person", "name": "CHW", "phone": "+254700000001", "parent": map[string]any{"_id": "clinic1"}}}
+	for i := 0; i < 60; i++ {
+		docs = append(docs, map[string]any{"_id": fmt.Sprintf("report-%03d", i), "type": "data_record", "form": "P",
+			"from": "+254700000001", "reported_date": time.Now().UnixMilli() + int64(i), "fields": map[string]any{"patient_name": fmt.Sprintf("P%d", i)}})
+	}
+	env.Save(t, env.MainDB, docs...)
+	marker := func(r *running, id string) {
+		env.Save(t, env.MainDB, map[string]any{"_id": id, "type": "marker"})
+		r.waitFor(t, id+" processed", func() bool { return env.Get(t, env.MainDB+"-sentinel", id+"-info") != nil })
+	}
+	first := start(t, env)
+	first.waitFor(t, "every report registered", func() bool {
+		for i := 0; i < 60; i++ {
+			if infoTransitions(t, env, fmt.Sprintf("report-%03d", i))["registration"] == nil {
+				return false
+			}
+		}
+		return true
+	})
+	marker(first, "marker-1") // after the changes of the daemon's own writes
+	first.stop(t)
+	saved := env.Get(t, env.MainDB+"-sentinel", "_local/sentinel-go-known")
+	if n, _ := saved["count"].(float64); n < 120 {
+		t.Fatalf("saved %v revisions known done, want every report and patient", saved["count"])
+	}
+	cp := env.Get(t, env.MainDB+"-sentinel", "_local/transitions-seq")
+	if err := couchtest.Request("DELETE", fmt.Sprintf("%s/%s-sentinel/_local/transitions-seq?rev=%s", env.Server, env.MainDB, cp["_rev"]), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := updateSeqs(t, env)
+	second := start(t, env)
+	marker(second, "marker-2")
+	if after := updateSeqs(t, env); after[0]-before[0] != 1 || after[1]-before[1] != 1 {
+		t.Errorf("writes during the rewound re-read: main %d, sentinel %d; want only the marker and its info doc",
+			after[0]-before[0], after[1]-before[1])
+	}
+	reads := 0
+	for _, line := range strings.Split(second.logs.String(), "\n") {
+		if strings.Contains(line, `"path":"/`+env.MainDB+`-sentinel/_all_docs"`) && strings.Contains(line, "include_docs=true") {
+			reads++
+		}
+	}
+	if reads > 1 {
+		t.Errorf("the re-read feed read info docs %d times, want at most once (the marker's)", reads)
+	}
+	if !strings.Contains(second.logs.String(), "Loaded the revisions known done") {
+		t.Error("the saved revisions were not loaded")
+	}
+}

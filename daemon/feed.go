@@ -36,6 +36,15 @@ func (d *Daemon) follow(ctx context.Context) {
 		Known: pipeline.NewKnown(0),
 	}
 	cp := couch.NewCheckpoint(d.client.Sentinel)
+	known := newKnownStore(d.client.Sentinel, log)
+	var knownOnce sync.Once
+	defer func() {
+		// What was found done serves the next start (bounded: the stop
+		// must end within 5 s).
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		known.save(sctx, proc.Known)
+		cancel()
+	}()
 	var indexOnce sync.Once
 	var indexing sync.WaitGroup
 	defer indexing.Wait()
@@ -74,8 +83,9 @@ func (d *Daemon) follow(ctx context.Context) {
 			}
 			indexing.Go(func() { d.buildIndex(ctx, log, main) })
 		})
+		knownOnce.Do(func() { known.load(ctx, proc.Known, cfg) })
 		log.Info().Str("seq", since).Msg("Following changes")
-		d.followFrom(ctx, log, proc, main, cp, since)
+		d.followFrom(ctx, log, proc, main, cp, known, since)
 	}
 }
 
@@ -112,7 +122,7 @@ func (d *Daemon) buildIndex(ctx context.Context, log zerolog.Logger, main *couch
 }
 
 // followFrom reads batches until ctx ends or the config becomes invalid.
-func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipeline.Engine, main *couch.IndexedDB, cp *couch.Checkpoint, since string) {
+func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipeline.Engine, main *couch.IndexedDB, cp *couch.Checkpoint, known *knownStore, since string) {
 	failures := 0
 	prog := newProgress(log)
 	ahead := &readAhead{}
@@ -187,6 +197,7 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipel
 		if res.Done != "" {
 			since = res.Done
 		}
+		known.saveIfDue(ctx, proc.Known)
 		// Caught up: the batch was not full (PouchDB Server sends no
 		// `pending`, which then reads as 0: it cannot be trusted).
 		if !stopped && len(b.Changes) < d.opts.BatchSize {

@@ -57,6 +57,9 @@ type Batch struct {
 	// holds back: the feed's body of such a doc is stale when its own
 	// change comes, which must then read the doc as it is now.
 	written map[string]bool
+	// doneOnWrite holds the revisions that are known done once their
+	// queued info doc is written (Known).
+	doneOnWrite map[string]knownRev
 	// deferring and infoBulk are the stores' group-commit abilities (set
 	// when group is).
 	deferring DeferringStore
@@ -123,7 +126,8 @@ func (p *Engine) NewBatch(ctx context.Context, changes []couch.Change) *Batch {
 	if p.recent == nil {
 		p.recent = recentWrites{}
 	}
-	b := &Batch{p: p, infos: map[string]transitions.Doc{}, overlay: map[string]transitions.Doc{}, written: map[string]bool{}}
+	b := &Batch{p: p, infos: map[string]transitions.Doc{}, overlay: map[string]transitions.Doc{}, written: map[string]bool{},
+		doneOnWrite: map[string]knownRev{}}
 	b.store = &batchStore{main: p.Main, b: b}
 	b.sentinel = &batchInfoStore{sentinel: p.Sentinel, b: b}
 	b.hydrator = lineage.New(b.store)
@@ -759,6 +763,10 @@ func (p *Engine) writeInfos(ctx context.Context, b *Batch, docs []transitions.Do
 				retry = append(retry, pending[i])
 			} else if id, _ := pending[i]["doc_id"].(string); id != "" {
 				b.infos[id] = pending[i]
+				if kr, ok := b.doneOnWrite[id]; ok && p.Known != nil {
+					p.Known.addUnder(kr.fp, id, kr.rev)
+					delete(b.doneOnWrite, id)
+				}
 			}
 			if r.Err == nil && i < len(folded) && folded[i] != nil {
 				folded[i](true)

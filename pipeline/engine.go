@@ -269,7 +269,15 @@ func (p *Engine) processHeld(ctx context.Context, b *Batch, cfg *transitions.Con
 		}
 		if !hadTransitions {
 			// "Processed, nothing applied": written with the batch, before its checkpoint.
-			b.queueInfo(withTransitions(info, map[string]any{}))
+			written := withTransitions(info, map[string]any{})
+			b.queueInfo(written)
+			if p.Known != nil && transitions.RefusedUnhydrated(&transitions.Env{Config: cfg},
+				&transitions.Change{ID: ch.ID, Seq: ch.Seq, Rev: rev, Doc: raw, Info: written},
+				func(name string) bool { return alreadyRan(name, written, raw, rev) }) {
+				// Once that info doc is written, this revision is one the
+				// prefilter passes over.
+				b.doneOnWrite[ch.ID] = knownRev{rev: rev, fp: cfg.Fingerprint}
+			}
 		}
 		return out, nil
 	}

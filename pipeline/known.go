@@ -30,6 +30,9 @@ type Known struct {
 	max int
 }
 
+// knownRev is a revision to record in Known, and the config it holds for.
+type knownRev struct{ rev, fp string }
+
 // NewKnown returns an empty set of at most max entries (it starts over when
 // full; 0 means 1,000,000, about 20 MB).
 func NewKnown(max int) *Known {
@@ -92,12 +95,19 @@ func (k *Known) mayHave(id, rev string) bool {
 
 // add records that rev of id is done under cfg.
 func (k *Known) add(cfg *transitions.Config, id, rev string) {
-	if rev == "" || cfg == nil || cfg.Fingerprint == "" {
+	if cfg != nil {
+		k.addUnder(cfg.Fingerprint, id, rev)
+	}
+}
+
+// addUnder records that rev of id is done under the config of fingerprint fp.
+func (k *Known) addUnder(fp, id, rev string) {
+	if rev == "" || fp == "" {
 		return
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.under(cfg.Fingerprint)
+	k.under(fp)
 	if len(k.set) >= k.max {
 		clear(k.set)
 	}

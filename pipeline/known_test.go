@@ -49,8 +49,9 @@ func TestKnownRewindReadsNothing(t *testing.T) {
 			t.Errorf("rewound feed: %d %s calls, want none", n, op)
 		}
 	}
-	// The reports are known done; the patients created for them are not
-	// (with muting on, a new contact's prefilter needs its ancestors).
+	// The reports are known done (so are the contacts processed with
+	// nothing to do, once their info doc is written; but with muting on, a
+	// new contact's prefilter needs its ancestors).
 	for _, ids := range reads {
 		if strings.Contains(ids, "reg-") {
 			t.Errorf("rewound feed read the info docs of known reports: %s", ids)
@@ -99,5 +100,28 @@ func TestKnownExportImportAndBound(t *testing.T) {
 	}
 	if next.Len() > 3 {
 		t.Errorf("bound 3 exceeded: %d entries", next.Len())
+	}
+}
+
+// TestKnownAfterFirstInfoWrite: a doc that no transition applies to
+// (processed once: its info doc is created with no transition) is known
+// done once that info doc is written, so that a rewind does not read it.
+func TestKnownAfterFirstInfoWrite(t *testing.T) {
+	w := newFaultWorld(t, true)
+	w.e.p.Known = pipeline.NewKnown(0)
+	save(w, couch.Doc{"_id": "thing-1", "type": "thing"}, couch.Doc{"_id": "thing-2", "type": "thing"})
+	w.drain()
+	var reads []string
+	record(w, func(c call) error {
+		if c.db == "sentinel" && (c.op == "Get" || c.op == "GetMany") {
+			reads = append(reads, c.id)
+		}
+		return nil
+	})
+	w.since = 0
+	w.drain()
+	unrecord(w)
+	if strings.Contains(strings.Join(reads, ","), "thing-") {
+		t.Errorf("a rewind read the info docs of docs known done: %v", reads)
 	}
 }

@@ -22,9 +22,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"sentinel-go/couch"
 )
+
+// dropDelay is how long after a test its databases are deleted.
+const dropDelay = 3 * time.Second
 
 // EnvVar names the server for integration tests.
 const EnvVar = "SENTINEL_TEST_COUCH"
@@ -110,9 +114,18 @@ func newOn(t testing.TB, server string) *Env {
 		e.cleanup = append(e.cleanup, db)
 	}
 	t.Cleanup(func() {
-		for _, db := range e.cleanup {
-			_ = Request(http.MethodDelete, server+"/"+db, nil, nil)
-		}
+		// Deleted a little later, not at once: PouchDB Server 4.2 crashes
+		// when a database is deleted while a `_changes` request on it is
+		// still computing its first answer, and the daemon a test just
+		// stopped may have left one (its client gave up, the server did
+		// not). A test binary that exits first leaves them to the server's
+		// end (in memory).
+		dbs := append([]string(nil), e.cleanup...)
+		time.AfterFunc(dropDelay, func() {
+			for _, db := range dbs {
+				_ = Request(http.MethodDelete, server+"/"+db, nil, nil)
+			}
+		})
 	})
 	loc, err := couch.ParseURL(e.URL, "")
 	if err != nil {
