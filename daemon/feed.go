@@ -39,7 +39,13 @@ func (d *Daemon) follow(ctx context.Context) {
 	var indexOnce sync.Once
 	var indexing sync.WaitGroup
 	defer indexing.Wait()
-	for ctx.Err() == nil && d.Fence() == nil {
+	for ctx.Err() == nil {
+		if d.Fence() != nil {
+			// The lease is lost, and ctx ends with this term, or its
+			// renewal is just late: either way, nothing is read meanwhile.
+			sleep(ctx, time.Second)
+			continue
+		}
 		cfg := d.cfg.Load()
 		if cfg == nil || !cfg.Valid() {
 			d.markCaughtUp()
