@@ -8,14 +8,17 @@
 // Every change of the lease is a write with the document's revision, so
 // CouchDB's optimistic concurrency (one winner, the others get 409) decides
 // between contenders, and a holder whose renewal meets a 409 knows at once
-// that it lost. No wall clock is compared across hosts: a contender takes
-// over when the revision it read has stayed the same for a TTL measured on
-// its own monotonic clock, and a holder gives up, on its own monotonic
-// clock, Safety before a TTL has passed since it sent its last successful
-// renewal. The renewal was stored after it was sent, and read by a
-// contender after it was stored, so the holder stops before any contender
-// may start, whatever the hosts' wall clocks say (clock rates are assumed
-// to agree within Safety per TTL).
+// that it lost. A contender takes over when the revision it read has stayed
+// the same for a TTL measured on its own monotonic clock, or, sooner, when
+// its wall clock is past the lease's `expires` by more than Safety (a
+// contender that has just started need not watch a long-dead lease for a
+// whole TTL). A holder gives up, on its own monotonic clock, Safety before a
+// TTL has passed since it sent its last successful renewal. The renewal was
+// stored after it was sent, and read by a contender after it was stored, so
+// the holder stops before any contender may start: by the monotonic rule
+// whatever the wall clocks say, by the wall clock rule as long as two hosts'
+// clocks differ by less than 2×Safety (6 s by default; NTP keeps them within
+// milliseconds). Clock rates are assumed to agree within Safety per TTL.
 //
 // # What the fencing token guards, and what it cannot
 //
@@ -56,8 +59,9 @@ type Record struct {
 	Instance string `json:"instance"`
 	// Token is the fencing token: one more at each acquisition.
 	Token int64 `json:"token"`
-	// Expires is the holder's wall clock plus the TTL at its last renewal:
-	// for people and monitoring only, no decision reads it.
+	// Expires is the holder's wall clock plus the TTL at its last renewal
+	// (read after the renewal's monotonic start): a lease past it by more
+	// than Safety on a contender's wall clock is taken over.
 	Expires time.Time `json:"expires"`
 	// TTLSeconds is the TTL the holder renews with.
 	TTLSeconds float64 `json:"ttl_s"`
@@ -113,8 +117,9 @@ type Options struct {
 	// Safety is how much before a TTL the holder gives up when it could not
 	// renew (default TTL/5).
 	Safety time.Duration
-	// Now is the monotonic clock; nil: time.Now.
-	Now func() time.Time
+	// Now is the monotonic clock and Wall the wall clock (expires); nil:
+	// time.Now for both.
+	Now, Wall func() time.Time
 	Log zerolog.Logger
 	// OnChange is told each time the lease is acquired or lost (token is
 	// the held token, 0 when lost).
@@ -163,6 +168,9 @@ func New(opts Options) (*Lease, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Wall == nil {
+		opts.Wall = time.Now
 	}
 	if !opts.Stable || opts.Holder == "" {
 		opts.Holder, opts.Stable = opts.Instance, false
@@ -234,7 +242,8 @@ func (l *Lease) renew(ctx context.Context) (bool, time.Duration, error) {
 	rctx, cancel := context.WithTimeout(ctx, deadline.Sub(now))
 	defer cancel()
 	sent := l.opts.Now()
-	newRev, err := l.opts.Store.Put(rctx, l.record(token, false), rev)
+	rec := l.record(token, false) // its wall clock read after sent: expires errs late
+	newRev, err := l.opts.Store.Put(rctx, rec, rev)
 	if errors.Is(err, ErrConflict) {
 		// The last renewal may have been stored though its answer was lost:
 		// the lease is still ours if the document says so.
@@ -289,6 +298,8 @@ func (l *Lease) campaign(ctx context.Context) (bool, time.Duration, error) {
 		why = "held by this instance's previous run"
 	case rev == l.seenRev && !now.Before(l.seenAt.Add(l.opts.TTL)):
 		why = "not renewed for " + l.opts.TTL.String()
+	case !cur.Expires.IsZero() && l.opts.Wall().After(cur.Expires.Add(l.opts.Safety)):
+		why = "expired at " + cur.Expires.Format(time.RFC3339)
 	case rev != l.seenRev:
 		l.seenRev, l.seenAt = rev, now
 	}
@@ -301,7 +312,8 @@ func (l *Lease) campaign(ctx context.Context) (bool, time.Duration, error) {
 	l.mu.Unlock()
 	token := cur.Token + 1
 	sent := l.opts.Now()
-	newRev, err := l.opts.Store.Put(ctx, l.record(token, false), rev)
+	rec := l.record(token, false)
+	newRev, err := l.opts.Store.Put(ctx, rec, rev)
 	if errors.Is(err, ErrConflict) {
 		return false, 0, nil // another contender was first: read again now
 	}
@@ -321,9 +333,9 @@ func (l *Lease) campaign(ctx context.Context) (bool, time.Duration, error) {
 }
 
 func (l *Lease) record(token int64, released bool) Record {
-	exp := time.Now().Add(l.opts.TTL)
+	exp := l.opts.Wall().Add(l.opts.TTL)
 	if released {
-		exp = time.Now()
+		exp = l.opts.Wall()
 	}
 	return Record{Holder: l.opts.Holder, Instance: l.opts.Instance, Token: token,
 		Expires: exp.UTC().Round(time.Millisecond), TTLSeconds: l.opts.TTL.Seconds(), Released: released}

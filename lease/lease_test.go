@@ -65,7 +65,14 @@ func (s *store) Put(_ context.Context, r Record, rev string) (string, error) {
 
 func newLease(t *testing.T, s *store, instance string, stable string) *Lease {
 	t.Helper()
-	l, err := New(Options{Store: s, Instance: instance, Holder: stable, Stable: stable != "", Now: s.clk.now})
+	return newSkewed(t, s, instance, stable, 0)
+}
+
+// newSkewed is an instance whose wall clock is off by skew.
+func newSkewed(t *testing.T, s *store, instance string, stable string, skew time.Duration) *Lease {
+	t.Helper()
+	wall := func() time.Time { return s.clk.now().Add(skew) }
+	l, err := New(Options{Store: s, Instance: instance, Holder: stable, Stable: stable != "", Now: s.clk.now, Wall: wall})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +176,17 @@ func TestElection(t *testing.T) {
 				t.Fatal("a process took a lease that is not its own")
 			}
 		}},
+		{"a new process takes a lease expired on its wall clock at once", func(t *testing.T, s *store, a, b *Lease) {
+			step(t, a)
+			s.clk.advance(14 * time.Second) // a is dead: expired 1 s after its deadline
+			if c := newLease(t, s, "c", ""); step(t, c) {
+				t.Fatal("taken before expires + Safety")
+			}
+			s.clk.advance(5 * time.Second)
+			if c := newLease(t, s, "d", ""); !step(t, c) || c.Token() != 2 {
+				t.Fatal("a new process waited a TTL for a lease long expired")
+			}
+		}},
 		{"a stable id takes its previous run's lease at once", func(t *testing.T, s *store, a, b *Lease) {
 			x := newLease(t, s, "x1", "node-1")
 			step(t, x)
@@ -208,7 +226,9 @@ func TestNeverTwoHolders(t *testing.T) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
 			s := &store{clk: &clock{t: time.Unix(1000, 0)}}
-			ls := []*Lease{newLease(t, s, "a", ""), newLease(t, s, "b", ""), newLease(t, s, "c", "node-c")}
+			// Wall clocks up to 5.8 s apart: under 2×Safety.
+			ls := []*Lease{newSkewed(t, s, "a", "", -2900*time.Millisecond), newSkewed(t, s, "b", "", 2900*time.Millisecond),
+				newLease(t, s, "c", "node-c")}
 			takeovers := 0
 			last := int64(0)
 			for i := 0; i < 2000; i++ {
