@@ -120,7 +120,7 @@ type Options struct {
 	// Now is the monotonic clock and Wall the wall clock (expires); nil:
 	// time.Now for both.
 	Now, Wall func() time.Time
-	Log zerolog.Logger
+	Log       zerolog.Logger
 	// OnChange is told each time the lease is acquired or lost (token is
 	// the held token, 0 when lost).
 	OnChange func(held bool, token int64)
