@@ -73,7 +73,9 @@ func (d *Daemon) follow(ctx context.Context) {
 			// The new holder's token goes on the checkpoint before any
 			// work: from now on, a write of the previous holder's is refused.
 			if err := d.writeCheckpoint(ctx, cp, since); err != nil {
-				return
+				// Refused: a later holder wrote it, and this term is ending.
+				sleep(ctx, time.Second)
+				continue
 			}
 		}
 		// The lookup index is built beside the feed (once): lookups wait for

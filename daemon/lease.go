@@ -86,6 +86,14 @@ func (d *Daemon) newLease() (*lease.Lease, error) {
 		Store: leaseStore{db: d.client.Sentinel}, Instance: instanceID(),
 		Holder: d.opts.LeaseID, Stable: d.opts.LeaseID != "",
 		TTL: d.opts.LeaseTTL, Renew: d.opts.LeaseRenew, Log: d.log,
+		// A standby's loop is the lease's: it keeps systemd's watchdog fed
+		// (the active instance's feed does).
+		OnStep: func(held bool) {
+			if !held {
+				d.watchdogPing()
+			}
+		},
+		Floor: d.checkpointToken,
 		OnChange: func(held bool, token int64) {
 			if held {
 				d.metrics.leaseHolder.Set(1)
@@ -158,4 +166,17 @@ func (d *Daemon) warnUnleased(ctx context.Context) {
 	}
 	d.log.Warn().Str("component", "lease").Str("holder", r.Holder).
 		Msg("Another instance holds the lease of this database, and this one runs without a lease (--lease): both process every change")
+}
+
+// checkpointToken is the lease token stored on the checkpoint (0 when none).
+func (d *Daemon) checkpointToken(ctx context.Context) (int64, error) {
+	doc, err := d.client.Sentinel.Get(ctx, couch.CheckpointID)
+	if errors.Is(err, couch.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, _ := doc["lease_token"].(float64)
+	return int64(n), nil
 }

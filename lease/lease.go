@@ -122,8 +122,15 @@ type Options struct {
 	Now, Wall func() time.Time
 	Log       zerolog.Logger
 	// OnChange is told each time the lease is acquired or lost (token is
-	// the held token, 0 when lost).
+	// the held token, 0 when lost). It must not call the Lease.
 	OnChange func(held bool, token int64)
+	// OnStep is told after each step of Run whether the lease is held (a
+	// standby's sign of life: systemd's watchdog).
+	OnStep func(held bool)
+	// Floor, when set, returns the largest token used so far elsewhere (the
+	// checkpoint's): a lease document created anew (deleted by hand)
+	// starts above it, so that its holders are not refused as stale.
+	Floor func(ctx context.Context) (int64, error)
 }
 
 // Lease is one instance's side of the election. Its methods are safe for
@@ -284,6 +291,13 @@ func (l *Lease) campaign(ctx context.Context) (bool, time.Duration, error) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return false, l.opts.Renew, fmt.Errorf("read the lease: %w", err)
 	}
+	if errors.Is(err, ErrNotFound) && l.opts.Floor != nil {
+		floor, ferr := l.opts.Floor(ctx)
+		if ferr != nil {
+			return false, l.opts.Renew, fmt.Errorf("read the last token used: %w", ferr)
+		}
+		cur.Token = floor
+	}
 	now := l.opts.Now()
 	l.mu.Lock()
 	var why string
@@ -414,6 +428,9 @@ func (l *Lease) Run(ctx context.Context, hold func(ctx context.Context)) {
 		held, next, err := l.Step(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if l.opts.OnStep != nil {
+			l.opts.OnStep(held)
 		}
 		switch {
 		case err != nil && !failing:

@@ -187,6 +187,16 @@ func TestElection(t *testing.T) {
 				t.Fatal("a new process waited a TTL for a lease long expired")
 			}
 		}},
+		{"a lease document created anew starts above the floor", func(t *testing.T, s *store, a, b *Lease) {
+			l, err := New(Options{Store: s, Instance: "f", Now: s.clk.now,
+				Floor: func(context.Context) (int64, error) { return 7, nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !step(t, l) || l.Token() != 8 {
+				t.Fatalf("token %d, want 8", l.Token())
+			}
+		}},
 		{"a stable id takes its previous run's lease at once", func(t *testing.T, s *store, a, b *Lease) {
 			x := newLease(t, s, "x1", "node-1")
 			step(t, x)
