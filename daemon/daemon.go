@@ -174,7 +174,6 @@ func New(opts Options) (*Daemon, error) {
 	if opts.Clock != nil {
 		d.started = opts.Clock()
 	}
-	d.outbox = d.newOutbox()
 	d.audit = d.newAudit()
 	if d.lease, err = d.newLease(); err != nil {
 		return nil, err
