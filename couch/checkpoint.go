@@ -2,6 +2,7 @@ package couch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -13,10 +14,19 @@ const CheckpointID = "_local/transitions-seq"
 // legacyMetaID is the pre-3.x place of the checkpoint.
 const legacyMetaID = "_local/sentinel-meta-data"
 
+// ErrFenced is a checkpoint write refused because a later lease holder
+// (a larger fencing token) has written the checkpoint since.
+var ErrFenced = errors.New("the checkpoint was written by a later lease holder")
+
 // Checkpoint reads and writes the feed position in the sentinel db.
 type Checkpoint struct {
 	db  *DB
 	rev string
+	// Token is the writer's lease fencing token (0: no lease). It is stored
+	// with the seq as `lease_token`, and a write that finds a larger token
+	// stored is refused (ErrFenced): an old holder, paused past its lease,
+	// cannot move its successor's checkpoint.
+	Token int64
 }
 
 // NewCheckpoint returns the checkpoint kept in db (the sentinel db).
@@ -57,6 +67,9 @@ func (c *Checkpoint) Read(ctx context.Context, main *DB) (string, error) {
 func (c *Checkpoint) Write(ctx context.Context, seq string) error {
 	for attempt := 0; attempt < 3; attempt++ {
 		doc := Doc{"_id": CheckpointID, "value": SeqValue(seq)}
+		if c.Token > 0 {
+			doc["lease_token"] = c.Token
+		}
 		if c.rev != "" {
 			doc["_rev"] = c.rev
 		}
@@ -74,8 +87,25 @@ func (c *Checkpoint) Write(ctx context.Context, seq string) error {
 		}
 		c.rev = ""
 		if cur != nil {
+			if stored := tokenOf(cur["lease_token"]); stored > c.Token && c.Token > 0 {
+				return fmt.Errorf("write checkpoint (lease token %d, stored %d): %w", c.Token, stored, ErrFenced)
+			}
 			c.rev, _ = cur["_rev"].(string)
 		}
 	}
 	return fmt.Errorf("write checkpoint: %w", ErrConflict)
+}
+
+// tokenOf reads a stored lease token (a JSON number; 0 when absent).
+func tokenOf(v any) int64 {
+	switch n := v.(type) {
+	case float64:
+		return int64(n)
+	case int64:
+		return n
+	case json.Number:
+		i, _ := n.Int64()
+		return i
+	}
+	return 0
 }

@@ -97,3 +97,38 @@ func TestCheckpointAndFeed(t *testing.T) {
 		t.Fatalf("stale put err = %v", err)
 	}
 }
+
+func TestCheckpointFencing(t *testing.T) {
+	env := couchtest.New(t)
+	ctx := context.Background()
+	old := couch.NewCheckpoint(env.Client.Sentinel)
+	old.Token = 1
+	if _, err := old.Read(ctx, env.Client.Main); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Write(ctx, "5"); err != nil {
+		t.Fatal(err)
+	}
+	next := couch.NewCheckpoint(env.Client.Sentinel)
+	next.Token = 2
+	if _, err := next.Read(ctx, env.Client.Main); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Write(ctx, "5"); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Write(ctx, "7"); !errors.Is(err, couch.ErrFenced) {
+		t.Fatalf("stale holder's write: %v, want ErrFenced", err)
+	}
+	if err := next.Write(ctx, "9"); err != nil {
+		t.Fatal(err)
+	}
+	// Without a lease (token 0), a writer takes over as before.
+	if err := couch.NewCheckpoint(env.Client.Sentinel).Write(ctx, "11"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := couch.NewCheckpoint(env.Client.Sentinel).Read(ctx, env.Client.Main)
+	if err != nil || got != "11" {
+		t.Fatalf("read back %q, %v", got, err)
+	}
+}

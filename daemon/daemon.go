@@ -23,6 +23,7 @@ import (
 	"sentinel-go/config"
 	"sentinel-go/couch"
 	"sentinel-go/jsexpr"
+	"sentinel-go/lease"
 	"sentinel-go/messages"
 	"sentinel-go/outbound"
 	"sentinel-go/schedule/jobs"
@@ -73,6 +74,17 @@ type Options struct {
 	APIURL string
 	// APIPollInterval is how often /setup/poll is asked (default 1 s).
 	APIPollInterval time.Duration
+	// Lease turns on the active/standby mode: only the instance holding
+	// the lease document of the sentinel db follows the feed, runs the
+	// jobs and sends (lease/, daemon/lease.go).
+	Lease bool
+	// LeaseTTL is how long an unrenewed lease lasts (default 15 s);
+	// LeaseRenew how often it is renewed, and read by the others (5 s).
+	LeaseTTL, LeaseRenew time.Duration
+	// LeaseID is a stable id of this instance ("" none): a lease held under
+	// it is this instance's previous run's, taken over at once after a
+	// crash. Never give one id to two running instances.
+	LeaseID string
 }
 
 // Daemon is the running service.
@@ -85,22 +97,28 @@ type Daemon struct {
 	cfgChanged chan struct{}
 	jobsNow    chan struct{}
 	// caughtUp is closed once the feed has worked through the backlog it
-	// found at start, or found it has nothing to follow (no valid config).
+	// found at start, or found it has nothing to follow (no valid config);
+	// both are set anew at each term of activity (runActive).
 	caughtUp     chan struct{}
-	caughtUpOnce sync.Once
+	caughtUpOnce *sync.Once
 	processed    atomic.Int64
 	// dups is shared by the pipeline and the jobs: the duplicate limit is per process.
 	dups *messages.Duplicates
 	// secrets holds outbound credentials: environment, then CHT's vault.
 	secrets outbound.SecretStore
-	// outbox sends the outbound pushes off the feed path.
+	// outbox sends the outbound pushes off the feed path (one per term of
+	// activity, runActive).
 	outbox *outbound.Queue
-	// components run in the daemon's group beside its own loops (Add).
+	// components run in the daemon's group beside its own loops (Add);
+	// active ones only while this instance is the active one (AddActive).
 	components []component
-	started    time.Time
-	metrics    *metrics
-	health     health
-	sd         *notifier
+	active     []component
+	// lease elects the active instance (nil: no lease, always active).
+	lease   *lease.Lease
+	started time.Time
+	metrics *metrics
+	health  health
+	sd      *notifier
 	// lastWatchdog is when WATCHDOG=1 was last sent (Unix nanoseconds).
 	lastWatchdog atomic.Int64
 	ready        atomic.Bool
@@ -153,13 +171,18 @@ func New(opts Options) (*Daemon, error) {
 	client.TraceRequests(opts.Log.With().Str("component", "couchdb").Logger())
 	d := &Daemon{opts: opts, log: opts.Log, client: client,
 		cfgChanged: make(chan struct{}, 1), jobsNow: make(chan struct{}, 1), dups: messages.NewDuplicates(),
-		caughtUp: make(chan struct{}), secrets: outbound.NewSecrets(loc.Server, loc.MainDB), started: time.Now(),
+		caughtUp: make(chan struct{}), caughtUpOnce: &sync.Once{}, secrets: outbound.NewSecrets(loc.Server, loc.MainDB), started: time.Now(),
 		metrics: newMetrics(), sd: sd}
 	if opts.Clock != nil {
 		d.started = opts.Clock()
 	}
-	d.outbox = d.newOutbox()
 	d.audit = d.newAudit()
+	if d.lease, err = d.newLease(); err != nil {
+		return nil, err
+	}
+	if d.lease == nil {
+		d.metrics.leaseHolder.Set(1) // alone, always the active one
+	}
 	client.Reach.OnChange(d.reachChanged)
 	d.metrics.couchUp.Set(1)
 	return d, nil
@@ -177,6 +200,14 @@ type component struct {
 // stopped; it must return when ctx ends. Call before Run.
 func (d *Daemon) Add(name string, run func(ctx context.Context) error) {
 	d.components = append(d.components, component{name: name, run: run})
+}
+
+// AddActive makes run a component that runs only while this instance is
+// the active one (the SMS sender): without a lease, as Add; with one, it is
+// started at each acquisition and its ctx ends as soon as the lease is lost.
+// Call before Run.
+func (d *Daemon) AddActive(name string, run func(ctx context.Context) error) {
+	d.active = append(d.active, component{name: name, run: run})
 }
 
 // Client is the CouchDB connection (for jobs).
@@ -251,9 +282,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	var loops sync.WaitGroup
 	loops.Go(func() { d.watchConfig(ctx) })
-	loops.Go(func() { d.runJobs(ctx) })
-	loops.Go(func() { d.follow(ctx) })
-	loops.Go(func() { d.runOutbox(ctx) })
+	if d.lease == nil {
+		d.warnUnleased(ctx)
+		loops.Go(func() { d.runActive(ctx) })
+	} else {
+		loops.Go(func() { d.lease.Run(ctx, d.runActive) })
+	}
 	auditDone := make(chan struct{})
 	group.Go(func() { defer close(auditDone); d.audit.Run(ctx) })
 	// STOPPING=1 only once the stop has begun: systemd takes it from a
@@ -325,6 +359,9 @@ func (d *Daemon) retry(ctx context.Context, what string, fn func(context.Context
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, lease.ErrLost) || errors.Is(err, couch.ErrFenced) {
+			return err // another instance is the active one now
 		}
 		if d.awaitServer(ctx, err) == nil {
 			continue // the server was unreachable and answers again
@@ -538,7 +575,10 @@ func (d *Daemon) watchdogPing() {
 	d.sd.send("WATCHDOG=1")
 }
 
-func (d *Daemon) markCaughtUp() { d.caughtUpOnce.Do(func() { close(d.caughtUp) }) }
+func (d *Daemon) markCaughtUp() {
+	once, ch := d.caughtUpOnce, d.caughtUp
+	once.Do(func() { close(ch) })
+}
 
 func (d *Daemon) notify() {
 	select {

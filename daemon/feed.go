@@ -36,6 +36,9 @@ func (d *Daemon) follow(ctx context.Context) {
 		Known: pipeline.NewKnown(0),
 	}
 	cp := couch.NewCheckpoint(d.client.Sentinel)
+	if d.lease != nil {
+		cp.Token = d.lease.Token()
+	}
 	known := newKnownStore(d.client.Sentinel, log)
 	var knownOnce sync.Once
 	defer func() {
@@ -49,6 +52,12 @@ func (d *Daemon) follow(ctx context.Context) {
 	var indexing sync.WaitGroup
 	defer indexing.Wait()
 	for ctx.Err() == nil {
+		if d.Fence() != nil {
+			// The lease is lost, and ctx ends with this term, or its
+			// renewal is just late: either way, nothing is read meanwhile.
+			sleep(ctx, time.Second)
+			continue
+		}
 		cfg := d.cfg.Load()
 		if cfg == nil || !cfg.Valid() {
 			d.markCaughtUp()
@@ -71,6 +80,15 @@ func (d *Daemon) follow(ctx context.Context) {
 			return err
 		}); err != nil {
 			return
+		}
+		if cp.Token > 0 {
+			// The new holder's token goes on the checkpoint before any
+			// work: from now on, a write of the previous holder's is refused.
+			if err := d.writeCheckpoint(ctx, cp, since); err != nil {
+				// Refused: a later holder wrote it, and this term is ending.
+				sleep(ctx, time.Second)
+				continue
+			}
 		}
 		// The lookup index is built beside the feed (once): lookups wait for
 		// it, changes that need none go ahead.
@@ -273,6 +291,7 @@ func (d *Daemon) batchControl(ctx context.Context, log zerolog.Logger, b couch.B
 			return sleep(ctx, wait)
 		},
 		Retry: d.retry,
+		Fence: d.Fence,
 		// A long batch is made durable and checkpointed every second: a
 		// crash then costs about a second of work, not the whole batch.
 		Durable: func(ctx context.Context, seq string) error {
@@ -302,6 +321,9 @@ func changeBackoff(attempt int, maxBackoff time.Duration) time.Duration {
 // when the daemon stops (the change is then processed again on restart,
 // which the already-ran rules make harmless).
 func (d *Daemon) writeCheckpoint(ctx context.Context, cp *couch.Checkpoint, seq string) error {
+	if err := d.Fence(); err != nil {
+		return err
+	}
 	pctx, done := pipeline.Graceful(ctx, couch.DefaultRequestTimeout, stopGrace)
 	defer done()
 	err := cp.Write(pctx, seq)
@@ -309,7 +331,12 @@ func (d *Daemon) writeCheckpoint(ctx context.Context, cp *couch.Checkpoint, seq 
 		d.metrics.checkpoint.SetToCurrentTime()
 		return nil
 	}
-	return d.retry(ctx, "write the checkpoint", func(ctx context.Context) error { return cp.Write(ctx, seq) })
+	return d.retry(ctx, "write the checkpoint", func(ctx context.Context) error {
+		if err := d.Fence(); err != nil {
+			return err
+		}
+		return cp.Write(ctx, seq)
+	})
 }
 
 // progress logs catch-up progress every 10 seconds.

@@ -73,7 +73,7 @@ func (d *Daemon) runAllJobs(ctx context.Context, run int, trigger string) {
 		ev.Msg("Jobs ran")
 	}()
 	for _, j := range d.opts.Jobs {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || d.Fence() != nil {
 			return
 		}
 		start := time.Now()

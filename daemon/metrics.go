@@ -27,6 +27,8 @@ type metrics struct {
 	jobErrors   *prometheus.CounterVec
 	messages    *prometheus.CounterVec
 	couchUp     prometheus.Gauge
+	leaseHolder prometheus.Gauge
+	leaseToken  prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -52,13 +54,17 @@ func newMetrics() *metrics {
 			Help: "Outgoing messages added to docs by the transitions, by initial state."}, []string{"state"}),
 		couchUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sentinel_couchdb_up",
 			Help: "1 while CouchDB answers the daemon's requests, 0 while it cannot be reached."}),
+		leaseHolder: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sentinel_lease_holder",
+			Help: "1 while this instance is the active one (holds the lease, or runs without one), 0 on standby."}),
+		leaseToken: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sentinel_lease_token",
+			Help: "The fencing token of the lease this instance last acquired (0: never, or no lease)."}),
 	}
 	bi := ReadBuildInfo()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sentinel_build_info",
 		Help:        "Always 1; the labels say which build is running.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
 	build.Set(1)
-	m.reg.MustRegister(build, m.backlog, m.changes, m.transitions, m.transErrors, m.checkpoint, m.reloads, m.jobs, m.jobErrors, m.messages, m.couchUp,
+	m.reg.MustRegister(build, m.backlog, m.changes, m.transitions, m.transErrors, m.checkpoint, m.reloads, m.jobs, m.jobErrors, m.messages, m.couchUp, m.leaseHolder, m.leaseToken,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -190,8 +196,11 @@ func (d *Daemon) serveHTTP(ctx context.Context, ln net.Listener) error {
 			return
 		}
 		status := "ok"
+		if sb := d.standby(); sb != "" {
+			status = sb
+		}
 		if d.health.configKept.Load() {
-			status = "ok; the latest configuration is invalid, the previous one keeps running"
+			status += "; the latest configuration is invalid, the previous one keeps running"
 		}
 		_, _ = w.Write([]byte(status + "\n" + d.auditStatus() + "\n"))
 	})
@@ -221,6 +230,9 @@ func (d *Daemon) unhealthy() string {
 	cfg := d.cfg.Load()
 	if cfg == nil || !cfg.Valid() {
 		return "no valid config: transitions are disabled until the configuration errors are fixed"
+	}
+	if d.standby() != "" {
+		return "" // a standby follows no feed: it cannot stall
 	}
 	last := time.Unix(0, d.health.lastProgress.Load())
 	if d.health.pending.Load() > 0 && time.Since(last) > d.opts.HealthStall {

@@ -18,7 +18,7 @@ func (d *Daemon) newOutbox() *outbound.Queue {
 		Sentinel: d.client.Sentinel, Main: d.client.Main,
 		Log:      d.log.With().Str("component", "outbound").Logger(),
 		JS:       jsexpr.NewSandbox(jsexpr.Options{Timeout: d.opts.ExprTimeout}),
-		Location: d.opts.Location, Secrets: d.secrets, AwaitServer: d.awaitServer,
+		Location: d.opts.Location, Secrets: d.secrets, AwaitServer: d.awaitServer, Fence: d.Fence,
 		Config: func() (*outbound.Config, map[string]any) {
 			cfg := d.cfg.Load()
 			if cfg == nil || !cfg.Valid() {

@@ -43,7 +43,14 @@ type Pusher struct {
 	HTTP *http.Client
 	// Timeout bounds each request (default DefaultTimeout).
 	Timeout time.Duration
+	// Fence, when set, is asked right before each request: an error (this
+	// instance is no longer the active one) sends nothing (ErrFenced).
+	Fence func() error
 }
+
+// ErrFenced is a push not sent because Fence said this instance may not
+// send any more.
+var ErrFenced = errors.New("not sent: this instance is not the active one")
 
 // Result of one push attempt.
 type Result int
@@ -271,6 +278,11 @@ func (p *Pusher) secret(ctx context.Context, key, what string) (string, error) {
 
 // post sends the JSON body to the destination with its auth.
 func (p *Pusher) post(ctx context.Context, d *Destination, body []byte) error {
+	if p.Fence != nil {
+		if err := p.Fence(); err != nil {
+			return fmt.Errorf("%w: %w", ErrFenced, err)
+		}
+	}
 	if d == nil {
 		return errors.New("no destination")
 	}

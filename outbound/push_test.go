@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -400,5 +401,21 @@ func TestPayloadJSONMatchesBody(t *testing.T) {
 	}
 	if fmt.Sprint(got["note"]) != fmt.Sprint(doc["note"]) {
 		t.Errorf("body %s", s.bodies[0])
+	}
+}
+
+// TestSendFenced: a pusher whose fence refuses (this instance lost its
+// lease) sends nothing.
+func TestSendFenced(t *testing.T) {
+	s := &sink{}
+	srv := newServer(t, s)
+	lost := errors.New("lost the lease")
+	p := &Pusher{Sentinel: newMemDB(), Log: zerolog.Nop(), Fence: func() error { return lost }}
+	res, err := p.Send(context.Background(), pushTo(t, srv.URL, "/x", nil), "r1", map[string]any{"_id": "r1", "_rev": "1", "note": 1.0})
+	if res != Failed || !errors.Is(err, ErrFenced) || !errors.Is(err, lost) {
+		t.Fatalf("%v %v", res, err)
+	}
+	if n := s.count(); n != 0 {
+		t.Fatalf("%d requests sent past the fence", n)
 	}
 }

@@ -72,6 +72,9 @@ type Queue struct {
 	// AwaitServer waits until CouchDB answers again after err found it
 	// unreachable (nil: back off like for any other error).
 	AwaitServer func(ctx context.Context, err error) error
+	// Fence is the pushes' Pusher.Fence: a push the fence refuses is left
+	// for the active instance, as one interrupted by a stop is.
+	Fence func() error
 
 	once    sync.Once
 	mu      sync.Mutex
@@ -249,7 +252,7 @@ func (q *Queue) backoff(fails int) time.Duration {
 }
 
 func (q *Queue) pusher() *Pusher {
-	return &Pusher{Log: q.Log, Secrets: q.Secrets, HTTP: q.HTTP, Timeout: q.Timeout}
+	return &Pusher{Log: q.Log, Secrets: q.Secrets, HTTP: q.HTTP, Timeout: q.Timeout, Fence: q.Fence}
 }
 
 // Enqueue hands the pushes of docID's change to the workers. It never
@@ -424,7 +427,7 @@ func (q *Queue) process(ctx context.Context, e *entry) {
 			d.fails, d.until = 0, time.Time{}
 			q.known[key] = knownHash{hash: it.Hash}
 			it.state, it.at = itemSent, q.now()
-		case ctx.Err() != nil:
+		case ctx.Err() != nil || errors.Is(err, ErrFenced):
 			it.state = itemFailed
 		default:
 			d.fails++
@@ -438,7 +441,7 @@ func (q *Queue) process(ctx context.Context, e *entry) {
 			q.cond.Broadcast()
 		}
 		q.mu.Unlock()
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && !errors.Is(err, ErrFenced) {
 			q.Log.Error().Str("doc_id", e.docID).Str("push", it.Name).Str("reason", oneLine(err.Error())).
 				Msgf("Failed to push %s to %s: %s", e.docID, it.Name, oneLine(err.Error()))
 		} else if err == nil {

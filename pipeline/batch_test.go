@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"testing"
@@ -437,5 +438,29 @@ func TestDurableDuringBatch(t *testing.T) {
 	last := changes[len(changes)-1].Seq
 	if res.Done != last || !res.Told {
 		t.Fatalf("result %+v, want Done %s already told", res, last)
+	}
+}
+
+// TestFenceStopsTheCommit: once the fence refuses (the lease is lost), the
+// batch's held-back writes are not committed and RunBatch returns its error.
+func TestFenceStopsTheCommit(t *testing.T) {
+	docs := submitter()
+	for i := 0; i < 3; i++ {
+		id := fmt.Sprintf("r%d", i)
+		docs = append(docs, report(id, "P", map[string]any{"patient_name": "Jane", "ext_id": "P-" + id}))
+	}
+	w := newGroupWorld(t, registrationSettings(), docs...)
+	lost := errors.New("lost the lease")
+	res, err := w.p.RunBatch(context.Background(), w.feed(t), BatchControl{
+		Config: func() *transitions.Config { return w.cfg },
+		Fence:  func() error { return lost },
+	})
+	if !errors.Is(err, lost) {
+		t.Fatalf("RunBatch = %+v, %v; want the fence's error", res, err)
+	}
+	for i := 0; i < 3; i++ {
+		if d := w.env.Get(t, w.env.MainDB, fmt.Sprintf("r%d", i)); d["patient_id"] != nil {
+			t.Errorf("r%d written past the fence: %v", i, d)
+		}
 	}
 }

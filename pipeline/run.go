@@ -39,6 +39,10 @@ type BatchControl struct {
 	// DurableEvery of work, not the whole batch. An error stops the batch.
 	Durable      func(ctx context.Context, seq string) error
 	DurableEvery time.Duration
+	// Fence, when set, is asked right before each commit of the batch's
+	// writes: an error (this instance is no longer the active one) stops
+	// the batch with it, the writes uncommitted.
+	Fence func() error
 }
 
 // BatchResult says how far a batch got.
@@ -238,6 +242,13 @@ func (p *Engine) flushBatch(ctx context.Context, b *Batch, c BatchControl) error
 	grace, bound := c.limits()
 	// Started, the write completes even when a stop arrives meanwhile
 	// (within grace of it): the changes it holds are then checkpointed.
+	fence := c.Fence
+	if fence == nil {
+		fence = func() error { return nil }
+	}
+	if err := fence(); err != nil {
+		return err
+	}
 	pctx, done := Graceful(ctx, bound, grace)
 	err := p.Flush(pctx, b)
 	done()
@@ -247,7 +258,12 @@ func (p *Engine) flushBatch(ctx context.Context, b *Batch, c BatchControl) error
 	if c.Retry == nil {
 		return err
 	}
-	return c.Retry(ctx, "write the batch", func(ctx context.Context) error { return p.Flush(ctx, b) })
+	return c.Retry(ctx, "write the batch", func(ctx context.Context) error {
+		if err := fence(); err != nil {
+			return err
+		}
+		return p.Flush(ctx, b)
+	})
 }
 
 // limits are the control's grace and bound, defaulted.

@@ -3,6 +3,7 @@ package sms
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -659,5 +660,26 @@ func TestSendRunsNeverOverlap(t *testing.T) {
 	at.mu.Unlock()
 	if n := len(at.requests()); n != 4 || maxIn != 1 {
 		t.Errorf("%d sends (want 4), at most %d at once (want 1)", n, maxIn)
+	}
+}
+
+// TestSenderFenced: a sender whose fence refuses (this instance lost its
+// lease) hands nothing to the aggregator and leaves the message pending.
+func TestSenderFenced(t *testing.T) {
+	at := newATEmulator(t, "k")
+	settings := baseSettings()
+	settings["sms"] = map[string]any{"outgoing_service": "africas-talking", "africas_talking": map[string]any{"username": "u"}}
+	lost := errors.New("lost the lease")
+	e := newTestEnv(t, settings, mapSecrets{keyATOutgoing: "k"}, func(o *Options) {
+		o.AfricasTalkingURL = at.URL + "/version1/messaging"
+		o.Fence = func() error { return lost }
+	})
+	e.Save(t, e.MainDB, map[string]any{"_id": "a", "type": "data_record", "tasks": []any{pendingTask("ua", "+254712345678", "x", e.clock.Now(), "pending")}})
+	err := e.svc.sendRun(context.Background(), &senderState{retries: map[string]*retry{}})
+	if !errors.Is(err, lost) {
+		t.Errorf("err = %v, want the fence's", err)
+	}
+	if len(at.requests()) != 0 {
+		t.Error("sent past the fence")
 	}
 }

@@ -177,6 +177,11 @@ func (s *Service) sendDue(ctx context.Context, sn *snapshot, p *provider, st *se
 		if !ok {
 			continue
 		}
+		if s.opts.Fence != nil {
+			if err := s.opts.Fence(); err != nil {
+				return fmt.Errorf("send run stopped: %w", err)
+			}
+		}
 		res := p.send(ctx, to, text)
 		if res.change == nil && ctx.Err() != nil {
 			return nil // stopping: not the message's failure

@@ -65,6 +65,10 @@ type Options struct {
 	Location *time.Location
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Fence, when set, is asked right before each message is handed to an
+	// aggregator: an error (this instance is no longer the active one)
+	// ends the send run, the message left pending.
+	Fence func() error
 
 	// AfricasTalkingURL and AfricasTalkingSandboxURL are the messaging
 	// endpoints (defaults: the live and sandbox hosts' /version1/messaging).

@@ -103,10 +103,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&smsf.listen, "sms-listen", "", "address of the SMS API for CHT Gateway, RapidPro and Africa's Talking (empty: off)")
 	fs.BoolVar(&smsf.send, "sms-send", false, "send pending messages through sms.outgoing_service (rapidpro, africas-talking) and poll their statuses")
 	auditOn := fs.Bool("audit", true, "record the daemon's writes to the main db in <db>-audit when that db exists")
+	leaseOn := fs.Bool("lease", false, "active/standby: only the instance holding the lease doc of the sentinel db follows changes, runs jobs and sends (set on every instance)")
+	leaseTTL := fs.Duration("lease-ttl", 15*time.Second, "with --lease: how long an unrenewed lease lasts before a standby takes over")
+	leaseRenew := fs.Duration("lease-renew", 5*time.Second, "with --lease: how often the holder renews the lease and standbys read it (below --lease-ttl)")
+	leaseID := fs.String("lease-id", "", "with --lease: a stable id of this instance, unique among the instances (e.g. the pod name): its own lease is taken back at once after a crash")
 	showVersion := fs.Bool("version", false, "print the version and VCS revision, and exit")
 	// Every flag but --version, which is an action, not a setting.
 	settings := []string{"couch-url", "sentinel-db", "log-format", "log-level", "expr-timeout", "job-interval",
-		"listen", "phone-owner", "health-stall", "sms-listen", "sms-send", "audit"}
+		"listen", "phone-owner", "health-stall", "sms-listen", "sms-send", "audit", "lease", "lease-ttl", "lease-renew", "lease-id"}
 	withEnv(fs, settings...)
 	if code, ok := parseArgs(fs, usage, args, stdout, stderr); !ok {
 		return code
@@ -138,11 +142,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, f := range []struct {
 		name string
 		v    time.Duration
-	}{{"job-interval", *jobInterval}, {"expr-timeout", *exprTimeout}, {"health-stall", *healthStall}} {
+	}{{"job-interval", *jobInterval}, {"expr-timeout", *exprTimeout}, {"health-stall", *healthStall},
+		{"lease-ttl", *leaseTTL}, {"lease-renew", *leaseRenew}} {
 		if err := positive(from.label(f.name), f.v); err != nil {
 			fmt.Fprintln(stderr, "sentinel:", err)
 			return 2
 		}
+	}
+	if *leaseRenew >= *leaseTTL {
+		fmt.Fprintf(stderr, "sentinel: %s (%s) must be shorter than %s (%s)\n", from.label("lease-renew"), *leaseRenew, from.label("lease-ttl"), *leaseTTL)
+		return 2
 	}
 	if *couchURL == "" {
 		fmt.Fprintln(stderr, "sentinel: COUCH_URL is not set (e.g. http://admin:pass@localhost:5984/medic); see --help")
@@ -175,6 +184,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// required; the default is not (several daemons on one machine).
 		Listen: *listen, ListenOptional: !flagSet(fs, "listen"), HealthStall: *healthStall, PhoneOwner: owner,
 		Clock: clock, NoAudit: !*auditOn, APIURL: apiURL,
+		Lease: *leaseOn, LeaseTTL: *leaseTTL, LeaseRenew: *leaseRenew, LeaseID: *leaseID,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "sentinel:", err)

@@ -27,7 +27,7 @@ func addSMS(d *daemon.Daemon, f smsFlags, couchURL string, log zerolog.Logger) (
 	if f.listen == "" && !f.send {
 		return func() {}, nil
 	}
-	svc, err := sms.New(sms.Options{CouchURL: couchURL, Log: log, Settings: func() *config.Settings {
+	svc, err := sms.New(sms.Options{CouchURL: couchURL, Log: log, Fence: d.Fence, Settings: func() *config.Settings {
 		if cfg := d.Config(); cfg != nil {
 			return cfg.Settings
 		}
@@ -45,7 +45,8 @@ func addSMS(d *daemon.Daemon, f smsFlags, couchURL string, log zerolog.Logger) (
 		d.Add("sms", func(ctx context.Context) error { return svc.ServeListener(ctx, ln) })
 	}
 	if f.send {
-		d.Add("sms", svc.RunSender)
+		// Only the active instance sends (a standby's sender waits).
+		d.AddActive("sms", svc.RunSender)
 	}
 	return func() { _ = svc.Close() }, nil
 }
