@@ -172,7 +172,7 @@ func TestKnownSurvivesRestart(t *testing.T) {
 	}
 	reads := 0
 	for _, line := range strings.Split(second.logs.String(), "\n") {
-		if strings.Contains(line, `"path":"/`+env.MainDB+`-sentinel/_all_docs"`) && strings.Contains(line, "include_docs=true") {
+		if strings.Contains(line, `"method":"POST","path":"/`+env.MainDB+`-sentinel/_all_docs"`) {
 			reads++
 		}
 	}
