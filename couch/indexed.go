@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // IndexedDB is the main database with the hot lookups answered by an
@@ -21,6 +22,62 @@ type IndexedDB struct {
 func NewIndexedDB(db *DB) *IndexedDB {
 	return &IndexedDB{DB: db, Index: NewIndex(), WaitForBuild: true}
 }
+
+// Prepare readies the index's build, before lookups begin: it loads the
+// snapshot kept in store (the sentinel db), after which Bootstrap only
+// catches up, and lookups wait for it whatever the database's size. With
+// no usable snapshot, a database over SmallDB docs is scanned while the
+// views answer (WaitForBuild false). unusable says why a snapshot that
+// exists was not used (the scan then replaces it); err is a failure to
+// read it (the caller may retry once the server answers, or go on).
+func (d *IndexedDB) Prepare(ctx context.Context, store *DB) (loaded bool, unusable, err error) {
+	err = d.Index.Load(ctx, store, d.Name())
+	switch {
+	case err == nil:
+		return true, nil, nil
+	case errors.Is(err, errSnapshot):
+		unusable, err = err, nil
+	case errors.Is(err, ErrNotFound):
+		err = nil
+	default:
+		return false, nil, err
+	}
+	if n, cerr := d.DocCount(ctx); cerr == nil && n > SmallDB {
+		d.WaitForBuild = false
+	}
+	return false, unusable, nil
+}
+
+// KeepSnapshots saves a snapshot of the index to store (the sentinel db)
+// whenever one is due (see Index.SnapshotDue), checking every interval,
+// and, when anything changed at all, at least every idleSnapshot, until
+// ctx ends. A failed save is handed to failed and tried again later: a
+// snapshot is only ever an optimisation of the next start.
+func (d *IndexedDB) KeepSnapshots(ctx context.Context, store *DB, interval time.Duration, failed func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !d.Index.SnapshotDue() && !(d.Index.Ready() && d.Index.Changed() > 0 && time.Since(last) >= idleSnapshot) {
+			continue
+		}
+		if err := d.Index.SaveSnapshot(ctx, store, d.Name()); err != nil {
+			if ctx.Err() == nil && failed != nil {
+				failed(err)
+			}
+			continue
+		}
+		last = time.Now()
+	}
+}
+
+// idleSnapshot is the longest a change waits for a snapshot that covers it.
+const idleSnapshot = 5 * time.Minute
 
 // Bootstrap builds the index (see Index.Bootstrap).
 func (d *IndexedDB) Bootstrap(ctx context.Context) error { return d.Index.Bootstrap(ctx, d.DB) }
