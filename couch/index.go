@@ -407,11 +407,16 @@ func (x *Index) take(mainDB string) snapshot {
 
 // SnapshotDue reports whether the index is built and enough has changed
 // since the last snapshot to write another: a snapshot costs about as much
-// as the catch-up of a fiftieth of the docs (at least minSnapshotChanges).
+// as the catch-up of a fiftieth of the docs (at least minSnapshotChanges);
+// the first after a scan is due at once.
 func (x *Index) SnapshotDue() bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return x.ready && x.seq != "" && x.changed >= max(minSnapshotChanges, x.ids.len()/50)
+	if !x.ready || x.seq == "" {
+		return false
+	}
+	// A scan is what a snapshot saves the next start: keep it at once.
+	return x.snapRev == "" && !x.loaded && x.changed > 0 || x.changed >= max(minSnapshotChanges, x.ids.len()/50)
 }
 
 // minSnapshotChanges is the fewest changes between two snapshots.
