@@ -311,15 +311,7 @@ func (x *Index) catchUp(ctx context.Context, db *DB, since string) error {
 		if err != nil {
 			return fmt.Errorf("index catch-up: %w", err)
 		}
-		for _, ch := range b.Changes {
-			switch {
-			case strings.HasPrefix(ch.ID, "_design/"):
-			case ch.Deleted:
-				x.remove(ch.ID, true)
-			case ch.Doc != nil:
-				x.observe(ch.Doc, true)
-			}
-		}
+		x.catchUpBatch(b.Changes)
 		if len(b.Changes) > 0 {
 			since = b.Changes[len(b.Changes)-1].Seq
 		}
@@ -336,6 +328,20 @@ func (x *Index) catchUp(ctx context.Context, db *DB, since string) error {
 		if len(b.Changes) < bootstrapPage {
 			x.SetSeq(since)
 			return nil
+		}
+	}
+}
+
+// catchUpBatch observes one batch of the catch-up; like the scan's pages,
+// it loses to what the feed and own writes observed since the build began.
+func (x *Index) catchUpBatch(changes []Change) {
+	for _, ch := range changes {
+		switch {
+		case strings.HasPrefix(ch.ID, "_design/"):
+		case ch.Deleted:
+			x.remove(ch.ID, true)
+		case ch.Doc != nil:
+			x.observe(ch.Doc, true)
 		}
 	}
 }

@@ -186,3 +186,74 @@ func BenchmarkIndexBytesPerDoc(b *testing.B) {
 		runtime.KeepAlive(x)
 	}
 }
+
+// TestCatchUpBatch: a loaded snapshot plus the changes read from its seq,
+// some of them also observed by the feed meanwhile (which wins).
+func TestCatchUpBatch(t *testing.T) {
+	base := snapshot{Seq: "10", DB: "medic"}
+	{
+		x := NewIndex()
+		x.Observe(Doc{"_id": "a", "type": "person", "phone": "+1", "patient_id": "111"})
+		x.Observe(Doc{"_id": "b", "type": "person", "phone": "+2"})
+		x.mu.Lock()
+		base = x.take("medic")
+		x.mu.Unlock()
+		base.Seq = "10"
+	}
+	person := func(id, phone string) Doc { return Doc{"_id": id, "type": "person", "phone": phone} }
+	cases := []struct {
+		name    string
+		feed    []Doc // observed by the feed before the catch-up reads its batch
+		changes []Change
+		phones  map[string][]string
+		used    []string
+		mayNot  []string
+	}{
+		{"nothing changed", nil, nil,
+			map[string][]string{"+1": {"a"}, "+2": {"b"}}, []string{"111"}, []string{"z"}},
+		{"new contact, deleted contact, edited contact",
+			nil,
+			[]Change{{ID: "c", Doc: person("c", "+1")}, {ID: "b", Deleted: true}, {ID: "a", Doc: Doc{"_id": "a", "type": "person", "phone": "+3", "patient_id": "111"}}},
+			map[string][]string{"+1": {"c"}, "+2": nil, "+3": {"a"}}, []string{"111"}, nil},
+		{"a report's shortcode, a design doc ignored",
+			nil,
+			[]Change{{ID: "r", Doc: Doc{"_id": "r", "type": "data_record", "case_id": "c-9"}}, {ID: "_design/x", Doc: Doc{"_id": "_design/x", "patient_id": "777"}}},
+			map[string][]string{"+1": {"a"}}, []string{"111", "c-9"}, []string{"_design/x"}},
+		{"the feed's fresher version wins over the catch-up's",
+			[]Doc{person("b", "+5")},
+			[]Change{{ID: "b", Doc: person("b", "+2")}},
+			map[string][]string{"+2": nil, "+5": {"b"}}, nil, nil},
+		{"a deletion read after the feed saw the doc again is ignored",
+			[]Doc{person("b", "+6")},
+			[]Change{{ID: "b", Deleted: true}},
+			map[string][]string{"+6": {"b"}}, nil, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			x := NewIndex()
+			x.load(snapshot{Seq: base.Seq, DB: base.DB, IDs: slices.Clone(base.IDs), Used: slices.Clone(base.Used), Keys: base.Keys})
+			x.building, x.fresh = true, map[string]struct{}{}
+			for _, d := range c.feed {
+				x.Observe(d)
+			}
+			x.catchUpBatch(c.changes)
+			x.building, x.ready = false, true
+			for phone, want := range c.phones {
+				if got := x.candidates(phoneKey + phone); !reflect.DeepEqual(got, want) {
+					t.Errorf("phone %s: %v, want %v", phone, got, want)
+				}
+			}
+			used := x.Used(c.used)
+			for _, code := range c.used {
+				if !used[code] {
+					t.Errorf("shortcode %s not taken", code)
+				}
+			}
+			for _, id := range c.mayNot {
+				if x.MayExist(id) {
+					t.Errorf("%s may exist", id)
+				}
+			}
+		})
+	}
+}
