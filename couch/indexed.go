@@ -14,7 +14,8 @@ type IndexedDB struct {
 	*DB
 	Index *Index
 	// WaitForBuild makes lookups wait for an index being built (true for a
-	// new IndexedDB); false sends them to the views until it is ready.
+	// new IndexedDB, see Prepare); false sends them to the views until it
+	// is ready.
 	WaitForBuild bool
 }
 
@@ -25,10 +26,14 @@ func NewIndexedDB(db *DB) *IndexedDB {
 
 // Prepare readies the index's build, before lookups begin: it loads the
 // snapshot kept in store (the sentinel db), after which Bootstrap only
-// catches up, and lookups wait for it whatever the database's size. With
-// no usable snapshot, a database over SmallDB docs is scanned while the
-// views answer (WaitForBuild false). unusable says why a snapshot that
-// exists was not used (the scan then replaces it); err is a failure to
+// catches up. Without a usable snapshot Bootstrap scans, and lookups wait
+// for the scan whatever the database's size: the views would answer them
+// only once built, and on a database whose views were never built (the
+// daemon's first start on it, when there is no snapshot) the first query
+// builds them over every doc, which took PouchDB Server far longer than the
+// scan (on a million docs, the scan fell from thousands of docs a second to
+// about 200 while the views were being built). unusable says why a snapshot
+// that exists was not used (the scan then replaces it); err is a failure to
 // read it (the caller may retry once the server answers, or go on).
 func (d *IndexedDB) Prepare(ctx context.Context, store *DB) (loaded bool, unusable, err error) {
 	err = d.Index.Load(ctx, store, d.Name())
@@ -36,16 +41,11 @@ func (d *IndexedDB) Prepare(ctx context.Context, store *DB) (loaded bool, unusab
 	case err == nil:
 		return true, nil, nil
 	case errors.Is(err, errSnapshot):
-		unusable, err = err, nil
+		return false, err, nil
 	case errors.Is(err, ErrNotFound):
-		err = nil
-	default:
-		return false, nil, err
+		return false, nil, nil
 	}
-	if n, cerr := d.DocCount(ctx); cerr == nil && n > SmallDB {
-		d.WaitForBuild = false
-	}
-	return false, unusable, nil
+	return false, nil, err
 }
 
 // KeepSnapshots saves a snapshot of the index to store (the sentinel db)
@@ -105,13 +105,6 @@ func (d *IndexedDB) fromIndex(ctx context.Context) (bool, error) {
 	}
 	return err == nil, err
 }
-
-// SmallDB is the size up to which lookups wait for the index being built
-// (WaitForBuild): its scan takes a second or two, and a backlog is then
-// processed in group commit from the start. A larger database's scan grows
-// with it (about a minute for a million docs), and lookups go to the views
-// meanwhile: a restart costs the same whatever the database's size.
-const SmallDB = 10000
 
 // Observe records a doc's new version in the index (e.g. a write that is
 // held back to be sent in bulk).

@@ -87,8 +87,7 @@ func (d *Daemon) measureBacklog(ctx context.Context, cp *couch.Checkpoint) {
 }
 
 // prepareIndex loads the lookup index's snapshot (the build then only
-// catches up); without one, a large database's scan takes long, and its
-// lookups use the views meanwhile (a small one's scan is waited for).
+// catches up; without one it scans, see couch.IndexedDB.Prepare).
 func (d *Daemon) prepareIndex(ctx context.Context, log zerolog.Logger, main *couch.IndexedDB) {
 	loaded, unusable, err := main.Prepare(ctx, d.client.Sentinel)
 	if err != nil && d.awaitServer(ctx, err) == nil {
@@ -101,9 +100,6 @@ func (d *Daemon) prepareIndex(ctx context.Context, log zerolog.Logger, main *cou
 		log.Warn().Err(err).Msg("Could not read the lookup index snapshot; scanning the database")
 	case unusable != nil:
 		log.Warn().Err(unusable).Msg("Lookup index snapshot unusable; scanning the database")
-	}
-	if !main.WaitForBuild {
-		log.Info().Msg("Large database: the views answer lookups until the lookup index is built")
 	}
 }
 
