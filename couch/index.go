@@ -239,10 +239,7 @@ func (x *Index) Bootstrap(ctx context.Context, db *DB) error {
 		x.mu.Unlock()
 		return nil
 	}
-	x.building = true
-	if x.fresh == nil {
-		x.fresh = map[string]struct{}{}
-	}
+	x.begin()
 	loaded, since := x.loaded, x.catchFrom
 	x.mu.Unlock()
 	var err error
@@ -259,6 +256,25 @@ func (x *Index) Bootstrap(ctx context.Context, db *DB) error {
 	close(x.readyCh)
 	x.mu.Unlock()
 	return nil
+}
+
+// begin marks the index as being built (must hold x.mu): lookups wait for
+// it from then on.
+func (x *Index) begin() {
+	x.building = true
+	if x.fresh == nil {
+		x.fresh = map[string]struct{}{}
+	}
+}
+
+// Begin marks the index as being built before Bootstrap runs, so that no
+// lookup made meanwhile goes to the views (see IndexedDB.Prepare).
+func (x *Index) Begin() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.ready {
+		x.begin()
+	}
 }
 
 // scan reads every doc of db into the index.
@@ -370,8 +386,11 @@ func (x *Index) Load(ctx context.Context, store *DB, mainDB string) error {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.ready || x.building {
+	switch {
+	case x.loaded:
 		return nil
+	case x.ready || x.scanned > 0:
+		return fmt.Errorf("%w: the index is already built or being scanned", errSnapshot)
 	}
 	x.load(s)
 	return nil

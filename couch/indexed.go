@@ -37,6 +37,7 @@ func NewIndexedDB(db *DB) *IndexedDB {
 // read it (the caller may retry once the server answers, or go on).
 func (d *IndexedDB) Prepare(ctx context.Context, store *DB) (loaded bool, unusable, err error) {
 	err = d.Index.Load(ctx, store, d.Name())
+	d.Index.Begin()
 	switch {
 	case err == nil:
 		return true, nil, nil

@@ -216,17 +216,17 @@ func decodeSnapshot(in io.Reader) (snapshot, error) {
 		s.Keys = append(s.Keys, keyPair{Key: k, ID: r.str()})
 	}
 	if r.err != nil {
-		return snapshot{}, fmt.Errorf("%w: %v", errSnapshot, r.err)
+		return snapshot{}, fmt.Errorf("%w: %w", errSnapshot, r.err)
 	}
 	want := r.crc.Sum32()
 	var sum [4]byte
 	if _, err := io.ReadFull(r.r, sum[:]); err != nil {
-		return snapshot{}, fmt.Errorf("%w: %v", errSnapshot, err)
+		return snapshot{}, fmt.Errorf("%w: %w", errSnapshot, err)
 	}
 	if binary.LittleEndian.Uint32(sum[:]) != want {
 		return snapshot{}, fmt.Errorf("%w: checksum mismatch", errSnapshot)
 	}
-	if _, err := r.r.ReadByte(); err != io.EOF {
+	if _, err := r.r.ReadByte(); !errors.Is(err, io.EOF) {
 		return snapshot{}, fmt.Errorf("%w: trailing bytes", errSnapshot)
 	}
 	return s, nil
