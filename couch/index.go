@@ -465,7 +465,9 @@ func (x *Index) SaveSnapshot(ctx context.Context, store *DB, mainDB string) erro
 		return nil
 	}
 	changed, rev := x.changed, x.snapRev
-	err := x.take(mainDB).encode(&buf)
+	s := x.take(mainDB)
+	buf.Grow(s.size())
+	err := s.encode(&buf)
 	x.mu.Unlock()
 	if err != nil {
 		return err

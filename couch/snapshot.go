@@ -73,6 +73,15 @@ type snapshot struct {
 	Keys []keyPair
 }
 
+// size is about the length of s encoded (a little over), to size buffers.
+func (s snapshot) size() int {
+	n := 64 + len(s.Seq) + len(s.DB) + 8*(len(s.IDs)+len(s.Used))
+	for _, p := range s.Keys {
+		n += 8 + 3 + len(p.ID)
+	}
+	return n
+}
+
 // encode writes s in the snapshot format.
 func (s snapshot) encode(w io.Writer) error {
 	crc := crc32.NewIEEE()
@@ -112,6 +121,8 @@ type snapshotReader struct {
 	r   *bufio.Reader
 	crc hash.Hash32
 	err error
+	// size is the snapshot's length when known (else 0).
+	size int
 }
 
 func (r *snapshotReader) fail(err error) {
@@ -178,10 +189,12 @@ func (r *snapshotReader) u64() uint64 {
 }
 
 // sortedSet reads a set of hashes, which must be strictly ascending. Its
-// slice grows as it is read: a corrupt count cannot allocate much.
+// slice is allocated at once when the snapshot's size allows that many
+// (no growing copies), else grows as it is read: a corrupt count cannot
+// allocate much.
 func (r *snapshotReader) sortedSet() []uint64 {
 	n := r.count(maxSnapshotCount)
-	out := make([]uint64, 0, min(n, 1<<16))
+	out := make([]uint64, 0, min(n, max(1<<16, r.size/8)))
 	for i := 0; i < n && r.err == nil; i++ {
 		h := r.u64()
 		if len(out) > 0 && h <= out[len(out)-1] {
@@ -192,10 +205,10 @@ func (r *snapshotReader) sortedSet() []uint64 {
 	return slices.Clip(out)
 }
 
-// decodeSnapshot reads a snapshot written by encode; any error wraps
-// errSnapshot.
-func decodeSnapshot(in io.Reader) (snapshot, error) {
-	r := &snapshotReader{r: bufio.NewReaderSize(in, 64<<10), crc: crc32.NewIEEE()}
+// decodeSnapshot reads a snapshot written by encode, of size bytes when
+// known (else 0); any error wraps errSnapshot.
+func decodeSnapshot(in io.Reader, size int64) (snapshot, error) {
+	r := &snapshotReader{r: bufio.NewReaderSize(in, 64<<10), crc: crc32.NewIEEE(), size: int(min(max(size, 0), maxSnapshotCount))}
 	magic := make([]byte, len(snapshotMagic))
 	r.full(magic)
 	if r.err == nil && string(magic) != snapshotMagic {
@@ -240,7 +253,7 @@ func readSnapshot(ctx context.Context, db *DB) (snapshot, error) {
 		return snapshot{}, db.wrap("read lookup index snapshot", err)
 	}
 	defer att.Content.Close()
-	s, err := decodeSnapshot(att.Content)
+	s, err := decodeSnapshot(att.Content, att.Size)
 	if err != nil && !errors.Is(err, errSnapshot) {
 		err = db.wrap("read lookup index snapshot", err)
 	}

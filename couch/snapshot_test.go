@@ -25,7 +25,10 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			if err := c.s.encode(&buf); err != nil {
 				t.Fatal(err)
 			}
-			got, err := decodeSnapshot(&buf)
+			if buf.Len() > c.s.size() {
+				t.Errorf("encoded %d bytes, size() said %d", buf.Len(), c.s.size())
+			}
+			got, err := decodeSnapshot(&buf, int64(buf.Len()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +72,7 @@ func TestSnapshotCorrupt(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := decodeSnapshot(bytes.NewReader(c.data)); !errors.Is(err, errSnapshot) {
+			if _, err := decodeSnapshot(bytes.NewReader(c.data), int64(len(c.data))); !errors.Is(err, errSnapshot) {
 				t.Errorf("err = %v, want errSnapshot", err)
 			}
 		})
@@ -98,7 +101,7 @@ func TestSnapshotRestoresIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := decodeSnapshot(&buf)
+	s, err := decodeSnapshot(&buf, int64(buf.Len()))
 	if err != nil {
 		t.Fatal(err)
 	}
