@@ -101,7 +101,6 @@ def main():
             report(couch, db, 'restart-report-%d' % k, 2)
             wait(lambda: 'restart-report-%d' % k in watcher.done, 'the report after the restart')
             restarts.append(watcher.done['restart-report-%d' % k] - t1)
-        restart_s = restarts[0]
         saved = {}
         t_load, i = time.time(), 0
         while time.time() - t_load < args.duration:
