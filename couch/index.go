@@ -1,11 +1,11 @@
 package couch
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"sort"
 	"strings"
 	"sync"
@@ -31,9 +31,15 @@ import (
 // stays reserved), which can only make ids more unique.
 //
 // Keys are stored as 64-bit hashes to keep the index small (about 80 bytes
-// per contact, 20 per other doc): a collision can only add a candidate, and
-// candidates are checked against their docs (IndexedDB does), make a free
-// shortcode look taken, or cost a read of a doc that does not exist.
+// per contact; the ids and shortcodes of other docs in hashSets, about 8
+// bytes each): a collision can only add a candidate, and candidates are
+// checked against their docs (IndexedDB does), make a free shortcode look
+// taken, or cost a read of a doc that does not exist.
+//
+// A restart need not scan: the index is saved now and then as a snapshot
+// with the feed sequence it covers (SaveSnapshot), and Bootstrap loads it
+// and reads `_changes` from that sequence, falling back to the scan when
+// there is no usable snapshot (see snapshot.go).
 //
 // Contact docs themselves are kept in a bounded cache (contacts are few and
 // read by every report of a batch); other docs are always read from the
@@ -51,7 +57,20 @@ type Index struct {
 	// scanned how many docs it had seen: where an interrupted scan resumes.
 	scanFrom string
 	scanned  int
-	seed     maphash.Seed
+	// loaded: a snapshot was loaded, and Bootstrap catches up from
+	// catchFrom (where an interrupted catch-up resumes) instead of scanning.
+	loaded    bool
+	catchFrom string
+	// seq is a feed sequence the index is known to cover: every change
+	// after it is to be read again to bring a snapshot of it up to date.
+	// Each seq set here is such a lower bound (the scan's start, the end of
+	// a catch-up, the last feed batch observed), so the last one set is
+	// kept, even when the feed rewinds to an older one.
+	seq string
+	// changed counts the docs observed since the last snapshot; snapRev is
+	// the snapshot doc's revision.
+	changed int
+	snapRev string
 	// byKey: hash of "p:"+phone, "s:"+shortcode or "e:"+RC code → contact
 	// ids; keysOf: hash of a contact id → hashes of its keys, to drop them
 	// when it changes. Most keys have one contact and most contacts one key:
@@ -61,9 +80,9 @@ type Index struct {
 	keysOf1 map[uint64]uint64
 	keysOfN map[uint64][]uint64
 	// used: hashes of the shortcodes any doc holds.
-	used map[uint64]struct{}
+	used *hashSet
 	// ids: hashes of every doc id seen (deleted ones stay: "may exist").
-	ids  map[uint64]struct{}
+	ids  *hashSet
 	docs *docCache
 	// Progress, when set, is called after each page of the Bootstrap scan
 	// with the number of docs read so far (logs, the systemd watchdog).
@@ -77,19 +96,18 @@ const docCacheSize = 5000
 // NewIndex returns an empty index; it answers nothing until Bootstrap.
 func NewIndex() *Index {
 	return &Index{
-		seed:    maphash.MakeSeed(),
 		readyCh: make(chan struct{}),
 		byKey1:  map[uint64]string{},
 		byKeyN:  map[uint64][]string{},
 		keysOf1: map[uint64]uint64{},
 		keysOfN: map[uint64][]uint64{},
-		used:    map[uint64]struct{}{},
-		ids:     map[uint64]struct{}{},
+		used:    newHashSet(),
+		ids:     newHashSet(),
 		docs:    newDocCache(docCacheSize),
 	}
 }
 
-func (x *Index) hash(s string) uint64 { return maphash.String(x.seed, s) }
+func (x *Index) hash(s string) uint64 { return keyHash(s) }
 
 // viewContactTypes are the contact types the views know (CONTACT_TYPES).
 var viewContactTypes = map[string]bool{"contact": true, "person": true, "clinic": true, "health_center": true, "district_hospital": true}
@@ -208,8 +226,10 @@ func (x *Index) InUse() bool {
 // bootstrapPage is the page size of the startup scan.
 const bootstrapPage = 1000
 
-// Bootstrap builds the index with a paged `_all_docs?include_docs=true`
-// scan of db. Docs are decoded a page at a time and only their keys kept.
+// Bootstrap builds the index: from a loaded snapshot (Load), by reading
+// `_changes` from the snapshot's sequence to the end of the feed; otherwise
+// with a paged `_all_docs?include_docs=true` scan of db. Docs are decoded a
+// page at a time and only their keys kept.
 //
 // It may run while the feed is processed: lookups wait for it, and what the
 // feed and own writes observe meanwhile wins over the scan's pages.
@@ -219,16 +239,64 @@ func (x *Index) Bootstrap(ctx context.Context, db *DB) error {
 		x.mu.Unlock()
 		return nil
 	}
+	x.begin()
+	loaded, since := x.loaded, x.catchFrom
+	x.mu.Unlock()
+	var err error
+	if loaded {
+		err = x.catchUp(ctx, db, since)
+	} else {
+		err = x.scan(ctx, db)
+	}
+	if err != nil {
+		return err
+	}
+	x.mu.Lock()
+	x.ready, x.building, x.fresh = true, false, nil
+	close(x.readyCh)
+	x.mu.Unlock()
+	return nil
+}
+
+// begin marks the index as being built (must hold x.mu): lookups wait for
+// it from then on.
+func (x *Index) begin() {
 	x.building = true
 	if x.fresh == nil {
 		x.fresh = map[string]struct{}{}
 	}
+}
+
+// Begin marks the index as being built before Bootstrap runs, so that no
+// lookup made meanwhile goes to the views (see IndexedDB.Prepare).
+func (x *Index) Begin() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.ready {
+		x.begin()
+	}
+}
+
+// scan reads every doc of db into the index.
+func (x *Index) scan(ctx context.Context, db *DB) error {
+	x.mu.Lock()
 	// A scan cut by an outage (or any error) resumes after the last page it
 	// finished: its docs are in the index, and what changed since comes
 	// through the feed, which wins over the scan anyway.
-	after, scanned := x.scanFrom, x.scanned
+	after, scanned, first := x.scanFrom, x.scanned, x.scanFrom == "" && x.scanned == 0
 	x.mu.Unlock()
-	err := db.AllDocsPages(ctx, map[string]any{"include_docs": true}, bootstrapPage, after, func(rows []Row) error {
+	if first {
+		// Every change up to the feed's current end is seen by the pages
+		// read after it: a snapshot catches up from here at worst.
+		seq, err := db.CurrentSeq(ctx)
+		if err != nil {
+			return fmt.Errorf("index scan: %w", err)
+		}
+		x.SetSeq(seq)
+	}
+	// Uncompressed: the server's compression of the pages cost more than
+	// their transfer (see Uncompressed).
+	err := db.AllDocsPages(Uncompressed(ctx), map[string]any{"include_docs": true}, bootstrapPage, after, func(rows []Row) error {
 		for _, r := range rows {
 			if r.Doc != nil && !strings.HasPrefix(r.ID, "_design/") {
 				x.observe(r.Doc, true)
@@ -248,9 +316,171 @@ func (x *Index) Bootstrap(ctx context.Context, db *DB) error {
 	if err != nil {
 		return fmt.Errorf("index scan: %w", err)
 	}
+	return nil
+}
+
+// catchUp brings a loaded snapshot up to date: every change after since,
+// with its doc, to the end of the feed. A rewound feed only delivers more
+// changes again, which observing twice leaves as they were.
+func (x *Index) catchUp(ctx context.Context, db *DB, since string) error {
+	read := 0
+	for {
+		b, err := db.Changes(Uncompressed(ctx), FeedOptions{Since: since, Limit: bootstrapPage, IncludeDocs: true, Normal: true})
+		if err != nil {
+			return fmt.Errorf("index catch-up: %w", err)
+		}
+		x.catchUpBatch(b.Changes)
+		if len(b.Changes) > 0 {
+			since = b.Changes[len(b.Changes)-1].Seq
+		}
+		if len(b.Changes) < bootstrapPage && b.LastSeq != "" {
+			since = b.LastSeq
+		}
+		read += len(b.Changes)
+		x.mu.Lock()
+		x.catchFrom = since
+		x.mu.Unlock()
+		if x.Progress != nil {
+			x.Progress(read)
+		}
+		if len(b.Changes) < bootstrapPage {
+			x.SetSeq(since)
+			return nil
+		}
+	}
+}
+
+// catchUpBatch observes one batch of the catch-up; like the scan's pages,
+// it loses to what the feed and own writes observed since the build began.
+func (x *Index) catchUpBatch(changes []Change) {
+	for _, ch := range changes {
+		switch {
+		case strings.HasPrefix(ch.ID, "_design/"):
+		case ch.Deleted:
+			x.remove(ch.ID, true)
+		case ch.Doc != nil:
+			x.observe(ch.Doc, true)
+		}
+	}
+}
+
+// SetSeq records that the index covers the changes up to seq (the feed
+// loop calls it after observing a batch).
+func (x *Index) SetSeq(seq string) {
 	x.mu.Lock()
-	x.ready, x.building, x.fresh = true, false, nil
-	close(x.readyCh)
+	x.seq = seq
+	x.mu.Unlock()
+}
+
+// Load fills an index not yet built from the snapshot stored in store (the
+// sentinel db), taken of the main db named mainDB: Bootstrap then catches
+// up from its sequence instead of scanning. It returns ErrNotFound when
+// there is no snapshot, an error wrapping errSnapshot when it is unusable
+// (another version, db or a corrupt one), the read's error otherwise; the
+// index is then left empty.
+func (x *Index) Load(ctx context.Context, store *DB, mainDB string) error {
+	s, err := readSnapshot(ctx, store)
+	if err == nil && s.DB != mainDB {
+		err = fmt.Errorf("%w: taken of db %q", errSnapshot, s.DB)
+	}
+	if err != nil {
+		return err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	switch {
+	case x.loaded:
+		return nil
+	case x.ready || x.scanned > 0:
+		return fmt.Errorf("%w: the index is already built or being scanned", errSnapshot)
+	}
+	x.load(s)
+	return nil
+}
+
+// load fills the index from s (must hold x.mu).
+func (x *Index) load(s snapshot) {
+	x.ids, x.used = hashSetOf(s.IDs), hashSetOf(s.Used)
+	for _, p := range s.Keys {
+		x.addID(p.Key, p.ID)
+		h := x.hash(p.ID)
+		if k, ok := x.keysOf1[h]; ok {
+			delete(x.keysOf1, h)
+			x.keysOfN[h] = []uint64{k, p.Key}
+		} else if ks, ok := x.keysOfN[h]; ok {
+			x.keysOfN[h] = append(ks, p.Key)
+		} else {
+			x.keysOf1[h] = p.Key
+		}
+	}
+	x.loaded, x.catchFrom, x.seq = true, seqOrZero(s.Seq), seqOrZero(s.Seq)
+}
+
+// take returns the index's state as a snapshot of the main db named mainDB
+// (must hold x.mu; its sets are the index's own, to encode before unlocking).
+func (x *Index) take(mainDB string) snapshot {
+	s := snapshot{Seq: x.seq, DB: mainDB, IDs: x.ids.members(), Used: x.used.members()}
+	s.Keys = make([]keyPair, 0, len(x.byKey1)+2*len(x.byKeyN))
+	for k, id := range x.byKey1 {
+		s.Keys = append(s.Keys, keyPair{k, id})
+	}
+	for k, ids := range x.byKeyN {
+		for _, id := range ids {
+			s.Keys = append(s.Keys, keyPair{k, id})
+		}
+	}
+	return s
+}
+
+// SnapshotDue reports whether the index is built and enough has changed
+// since the last snapshot to write another: a snapshot costs about as much
+// as the catch-up of a fiftieth of the docs (at least minSnapshotChanges);
+// the first after a scan is due at once.
+func (x *Index) SnapshotDue() bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if !x.ready || x.seq == "" {
+		return false
+	}
+	// A scan is what a snapshot saves the next start: keep it at once.
+	return x.snapRev == "" && !x.loaded && x.changed > 0 || x.changed >= max(minSnapshotChanges, x.ids.len()/50)
+}
+
+// minSnapshotChanges is the fewest changes between two snapshots.
+const minSnapshotChanges = 200
+
+// Changed is the number of docs observed since the last snapshot.
+func (x *Index) Changed() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.changed
+}
+
+// SaveSnapshot writes the built index as a snapshot of mainDB to store (the
+// sentinel db). The index is encoded under its lock (tens of ms for a
+// million docs), then written without holding it.
+func (x *Index) SaveSnapshot(ctx context.Context, store *DB, mainDB string) error {
+	var buf bytes.Buffer
+	x.mu.Lock()
+	if !x.ready || x.seq == "" {
+		x.mu.Unlock()
+		return nil
+	}
+	changed, rev := x.changed, x.snapRev
+	s := x.take(mainDB)
+	buf.Grow(s.size())
+	err := s.encode(&buf)
+	x.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	rev, err = writeSnapshot(ctx, store, rev, buf.Bytes())
+	if err != nil {
+		return err
+	}
+	x.mu.Lock()
+	x.snapRev = rev
+	x.changed -= changed
 	x.mu.Unlock()
 	return nil
 }
@@ -267,7 +497,7 @@ func (x *Index) observe(doc Doc, scanned bool) {
 		return
 	}
 	if del, _ := doc["_deleted"].(bool); del {
-		x.Remove(id)
+		x.remove(id, scanned)
 		return
 	}
 	codes := shortcodesOf(doc)
@@ -287,9 +517,10 @@ func (x *Index) observe(doc Doc, scanned bool) {
 			x.fresh[id] = struct{}{}
 		}
 	}
-	x.ids[h] = struct{}{}
+	x.changed++
+	x.ids.add(h)
 	for _, c := range codes {
-		x.used[x.hash(c)] = struct{}{}
+		x.used.add(x.hash(c))
 	}
 	x.dropKeys(h, id)
 	switch len(keys) {
@@ -314,12 +545,22 @@ func (x *Index) observe(doc Doc, scanned bool) {
 }
 
 // Remove forgets a deleted doc (its shortcodes stay taken).
-func (x *Index) Remove(id string) {
+func (x *Index) Remove(id string) { x.remove(id, false) }
+
+// remove forgets a deleted doc; a deletion read by the scan or the catch-up
+// is dropped when a fresher version was observed since the build began.
+func (x *Index) remove(id string, scanned bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.building {
-		x.fresh[id] = struct{}{}
+		if _, seen := x.fresh[id]; seen && scanned {
+			return
+		}
+		if !scanned {
+			x.fresh[id] = struct{}{}
+		}
 	}
+	x.changed++
 	x.dropKeys(x.hash(id), id)
 	x.docs.drop(id)
 }
@@ -422,8 +663,7 @@ func (x *Index) MayExist(id string) bool {
 	if !x.ready {
 		return true
 	}
-	_, ok := x.ids[h]
-	return ok
+	return x.ids.has(h)
 }
 
 // Used returns which of codes a doc holds as patient_id, place_id or case_id.
@@ -432,7 +672,7 @@ func (x *Index) Used(codes []string) map[string]bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	for _, c := range codes {
-		if _, ok := x.used[x.hash(c)]; ok {
+		if x.used.has(x.hash(c)) {
 			out[c] = true
 		}
 	}

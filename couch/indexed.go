@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // IndexedDB is the main database with the hot lookups answered by an
@@ -13,7 +14,8 @@ type IndexedDB struct {
 	*DB
 	Index *Index
 	// WaitForBuild makes lookups wait for an index being built (true for a
-	// new IndexedDB); false sends them to the views until it is ready.
+	// new IndexedDB, see Prepare); false sends them to the views until it
+	// is ready.
 	WaitForBuild bool
 }
 
@@ -21,6 +23,62 @@ type IndexedDB struct {
 func NewIndexedDB(db *DB) *IndexedDB {
 	return &IndexedDB{DB: db, Index: NewIndex(), WaitForBuild: true}
 }
+
+// Prepare readies the index's build, before lookups begin: it loads the
+// snapshot kept in store (the sentinel db), after which Bootstrap only
+// catches up. Without a usable snapshot Bootstrap scans, and lookups wait
+// for the scan whatever the database's size: the views would answer them
+// only once built, and on a database whose views were never built (the
+// daemon's first start on it, when there is no snapshot) the first query
+// builds them over every doc, which took PouchDB Server far longer than the
+// scan (on a million docs, the scan fell from thousands of docs a second to
+// about 200 while the views were being built). unusable says why a snapshot
+// that exists was not used (the scan then replaces it); err is a failure to
+// read it (the caller may retry once the server answers, or go on).
+func (d *IndexedDB) Prepare(ctx context.Context, store *DB) (loaded bool, unusable, err error) {
+	err = d.Index.Load(ctx, store, d.Name())
+	d.Index.Begin()
+	switch {
+	case err == nil:
+		return true, nil, nil
+	case errors.Is(err, errSnapshot):
+		return false, err, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil, nil
+	}
+	return false, nil, err
+}
+
+// KeepSnapshots saves a snapshot of the index to store (the sentinel db)
+// whenever one is due (see Index.SnapshotDue), checking every interval,
+// and, when anything changed at all, at least every idleSnapshot, until
+// ctx ends. A failed save is handed to failed and tried again later: a
+// snapshot is only ever an optimisation of the next start.
+func (d *IndexedDB) KeepSnapshots(ctx context.Context, store *DB, interval time.Duration, failed func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !d.Index.SnapshotDue() && !(d.Index.Ready() && d.Index.Changed() > 0 && time.Since(last) >= idleSnapshot) {
+			continue
+		}
+		if err := d.Index.SaveSnapshot(ctx, store, d.Name()); err != nil {
+			if ctx.Err() == nil && failed != nil {
+				failed(err)
+			}
+			continue
+		}
+		last = time.Now()
+	}
+}
+
+// idleSnapshot is the longest a change waits for a snapshot that covers it.
+const idleSnapshot = 5 * time.Minute
 
 // Bootstrap builds the index (see Index.Bootstrap).
 func (d *IndexedDB) Bootstrap(ctx context.Context) error { return d.Index.Bootstrap(ctx, d.DB) }
@@ -48,13 +106,6 @@ func (d *IndexedDB) fromIndex(ctx context.Context) (bool, error) {
 	}
 	return err == nil, err
 }
-
-// SmallDB is the size up to which lookups wait for the index being built
-// (WaitForBuild): its scan takes a second or two, and a backlog is then
-// processed in group commit from the start. A larger database's scan grows
-// with it (about a minute for a million docs), and lookups go to the views
-// meanwhile: a restart costs the same whatever the database's size.
-const SmallDB = 10000
 
 // Observe records a doc's new version in the index (e.g. a write that is
 // held back to be sent in bulk).

@@ -93,12 +93,7 @@ func (d *Daemon) follow(ctx context.Context) {
 		// The lookup index is built beside the feed (once): lookups wait for
 		// it, changes that need none go ahead.
 		indexOnce.Do(func() {
-			// A large database's scan takes long: its lookups use the
-			// views meanwhile (a small one's scan is waited for).
-			if n, err := d.client.Main.DocCount(ctx); err == nil && n > couch.SmallDB {
-				main.WaitForBuild = false
-				log.Info().Int64("docs", n).Msg("Large database: the views answer lookups until the lookup index is built")
-			}
+			d.prepareIndex(ctx, log, main)
 			indexing.Go(func() { d.buildIndex(ctx, log, main) })
 		})
 		knownOnce.Do(func() { known.load(ctx, proc.Known, cfg) })
@@ -122,7 +117,25 @@ func (d *Daemon) measureBacklog(ctx context.Context, cp *couch.Checkpoint) {
 	d.metrics.backlog.Set(float64(b.Pending + int64(len(b.Changes))))
 }
 
-// buildIndex builds the lookup index, retrying while the server fails.
+// prepareIndex loads the lookup index's snapshot (the build then only
+// catches up; without one it scans, see couch.IndexedDB.Prepare).
+func (d *Daemon) prepareIndex(ctx context.Context, log zerolog.Logger, main *couch.IndexedDB) {
+	loaded, unusable, err := main.Prepare(ctx, d.client.Sentinel)
+	if err != nil && d.awaitServer(ctx, err) == nil {
+		loaded, unusable, err = main.Prepare(ctx, d.client.Sentinel) // the server is back
+	}
+	switch {
+	case loaded:
+		log.Info().Msg("Lookup index snapshot loaded; catching up from its sequence")
+	case err != nil:
+		log.Warn().Err(err).Msg("Could not read the lookup index snapshot; scanning the database")
+	case unusable != nil:
+		log.Warn().Err(unusable).Msg("Lookup index snapshot unusable; scanning the database")
+	}
+}
+
+// buildIndex builds the lookup index, retrying while the server fails,
+// then keeps its snapshot.
 func (d *Daemon) buildIndex(ctx context.Context, log zerolog.Logger, main *couch.IndexedDB) {
 	started := time.Now()
 	lastLog := started
@@ -137,6 +150,9 @@ func (d *Daemon) buildIndex(ctx context.Context, log zerolog.Logger, main *couch
 		return
 	}
 	log.Info().Int64("took_ms", time.Since(started).Milliseconds()).Msg("Lookup index built (contacts, shortcodes)")
+	main.KeepSnapshots(ctx, d.client.Sentinel, 2*time.Second, func(err error) {
+		log.Warn().Err(err).Msg("Could not save the lookup index snapshot; trying again later")
+	})
 }
 
 // followFrom reads batches until ctx ends or the config becomes invalid.
@@ -181,7 +197,8 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipel
 		}
 		failures = 0
 		// The index sees every doc of the batch before any is processed, as a
-		// view queried then would.
+		// view queried then would; it then covers the batch (its snapshot's
+		// sequence).
 		for _, ch := range b.Changes {
 			switch {
 			case ch.Deleted && !(early && stale[ch.ID]):
@@ -189,6 +206,9 @@ func (d *Daemon) followFrom(ctx context.Context, log zerolog.Logger, proc *pipel
 			case ch.Doc != nil && !pipeline.Ignored(ch.ID):
 				main.Observe(ch.Doc)
 			}
+		}
+		if n := len(b.Changes); n > 0 {
+			main.Index.SetSeq(b.Changes[n-1].Seq)
 		}
 		// While this batch is processed, the next one is read: a backlog
 		// does not wait for the feed between batches.
