@@ -517,7 +517,11 @@ func (x *Index) observe(doc Doc, scanned bool) {
 			x.fresh[id] = struct{}{}
 		}
 	}
-	x.changed++
+	if !x.holds(h, codes, keys) {
+		// Only what changes the index makes a snapshot due: a rewound
+		// feed, which brings unchanged docs again, saves none.
+		x.changed++
+	}
 	x.ids.add(h)
 	for _, c := range codes {
 		x.used.add(x.hash(c))
@@ -560,9 +564,44 @@ func (x *Index) remove(id string, scanned bool) {
 			x.fresh[id] = struct{}{}
 		}
 	}
-	x.changed++
-	x.dropKeys(x.hash(id), id)
+	h := x.hash(id)
+	if _, one := x.keysOf1[h]; one || len(x.keysOfN[h]) > 0 {
+		x.changed++
+	}
+	x.dropKeys(h, id)
 	x.docs.drop(id)
+}
+
+// holds reports whether the index already has id h with these shortcodes
+// taken and these contact keys (x.mu held).
+func (x *Index) holds(h uint64, codes, keys []string) bool {
+	if !x.ids.has(h) {
+		return false
+	}
+	for _, c := range codes {
+		if !x.used.has(x.hash(c)) {
+			return false
+		}
+	}
+	switch len(keys) {
+	case 0:
+		_, one := x.keysOf1[h]
+		return !one && len(x.keysOfN[h]) == 0
+	case 1:
+		k, ok := x.keysOf1[h]
+		return ok && k == x.hash(keys[0])
+	default:
+		hs := x.keysOfN[h]
+		if len(hs) != len(keys) {
+			return false
+		}
+		for i, k := range keys {
+			if hs[i] != x.hash(k) {
+				return false
+			}
+		}
+		return true
+	}
 }
 
 // Forget drops the cached body of a doc (after a failed write to it: the
