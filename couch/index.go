@@ -296,7 +296,7 @@ func (x *Index) scan(ctx context.Context, db *DB) error {
 	}
 	// Uncompressed: the server's compression of the pages cost more than
 	// their transfer (see Uncompressed).
-	err := db.AllDocsPages(Uncompressed(ctx), map[string]any{"include_docs": true}, bootstrapPage, after, func(rows []Row) error {
+	err := db.AllDocsPages(ctx, map[string]any{"include_docs": true}, bootstrapPage, after, func(rows []Row) error {
 		for _, r := range rows {
 			if r.Doc != nil && !strings.HasPrefix(r.ID, "_design/") {
 				x.observe(r.Doc, true)
@@ -325,7 +325,7 @@ func (x *Index) scan(ctx context.Context, db *DB) error {
 func (x *Index) catchUp(ctx context.Context, db *DB, since string) error {
 	read := 0
 	for {
-		b, err := db.Changes(Uncompressed(ctx), FeedOptions{Since: since, Limit: bootstrapPage, IncludeDocs: true, Normal: true})
+		b, err := db.Changes(ctx, FeedOptions{Since: since, Limit: bootstrapPage, IncludeDocs: true, Normal: true})
 		if err != nil {
 			return fmt.Errorf("index catch-up: %w", err)
 		}

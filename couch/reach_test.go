@@ -165,3 +165,40 @@ func TestTraceRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswersUncompressed: every request asks for an uncompressed answer
+// (PouchDB Server otherwise compresses every feed batch it sends).
+func TestAnswersUncompressed(t *testing.T) {
+	var got []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.URL.Path+" "+r.Header.Get("Accept-Encoding"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/_session" {
+			_, _ = io.WriteString(w, `{"ok":true,"name":"admin","roles":["_admin"]}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"_id":"doc1","_rev":"1-a"}`)
+	}))
+	defer srv.Close()
+	loc, err := ParseURL(strings.Replace(srv.URL, "http://", "http://admin:pw@", 1)+"/medic", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Main.Get(context.Background(), "doc1"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, g := range got {
+		if !strings.HasSuffix(g, " identity") {
+			t.Errorf("request %q does not ask for an uncompressed answer", g)
+		}
+	}
+}

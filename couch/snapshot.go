@@ -248,7 +248,7 @@ func decodeSnapshot(in io.Reader, size int64) (snapshot, error) {
 // readSnapshot loads the snapshot stored in db (the sentinel db): ErrNotFound
 // when there is none, errSnapshot when it is unusable.
 func readSnapshot(ctx context.Context, db *DB) (snapshot, error) {
-	att, err := db.k.GetAttachment(Uncompressed(ctx), SnapshotID, snapshotFile)
+	att, err := db.k.GetAttachment(ctx, SnapshotID, snapshotFile)
 	if err != nil {
 		return snapshot{}, db.wrap("read lookup index snapshot", err)
 	}
