@@ -418,7 +418,7 @@ func (q *Queue) process(ctx context.Context, e *entry) {
 		d.inflight++
 		q.mu.Unlock()
 
-		err := q.pusher().post(ctx, it.Push.Destination, it.Body)
+		err := q.postGracefully(ctx, it)
 
 		q.mu.Lock()
 		d.inflight--
@@ -450,6 +450,30 @@ func (q *Queue) process(ctx context.Context, e *entry) {
 		e.next++
 	}
 	q.finish(e)
+}
+
+// pushGrace is how long a push under way may take to finish once the
+// daemon stops.
+const pushGrace = 2 * time.Second
+
+// postGracefully sends it; a stop that arrives meanwhile leaves it pushGrace
+// to finish. Cut halfway, the endpoint may have it while its task still
+// says "not sent", and the next holder or start would send it again.
+func (q *Queue) postGracefully(ctx context.Context, it *qitem) error {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(pushGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-pctx.Done(): // the push ended first
+		}
+	})
+	err := q.pusher().post(pctx, it.Push.Destination, it.Body)
+	cancel()
+	stop()
+	return err
 }
 
 // setState sets it's state under the lock: Sync reads the states of the

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -459,5 +460,25 @@ func TestQueueTaskMirrorStaleRead(t *testing.T) {
 	q.readTask("b", nil, gen)
 	if !q.taskKnown("b") || q.mirroredTask("b") != nil {
 		t.Fatal("a listed mirror does not know that b has no task")
+	}
+}
+
+// TestPushUnderWayFinishesAfterAStop: a push the endpoint is answering when
+// the daemon stops is let finish (its answer is what says "sent"): cut, it
+// would be sent again by the next start while the endpoint has it.
+func TestPushUnderWayFinishesAfterAStop(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		time.Sleep(300 * time.Millisecond)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	q := &Queue{Timeout: 10 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-arrived; cancel() }()
+	it := &qitem{Item: Item{Name: "p", Push: &Push{Destination: &Destination{BaseURL: srv.URL, Path: "/push"}}, Body: []byte(`{}`)}}
+	if err := q.postGracefully(ctx, it); err != nil {
+		t.Fatalf("a push under way at the stop failed: %v", err)
 	}
 }
