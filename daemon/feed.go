@@ -43,8 +43,8 @@ func (d *Daemon) follow(ctx context.Context) {
 	var knownOnce sync.Once
 	defer func() {
 		// What was found done serves the next start (bounded: the stop
-		// must end within 5 s).
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		// must end within 5 s, after the last batch's grace).
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		known.save(sctx, proc.Known)
 		cancel()
 	}()
