@@ -61,6 +61,16 @@ func (d *IndexedDB) KeepSnapshots(ctx context.Context, store *DB, interval time.
 	for {
 		select {
 		case <-ctx.Done():
+			// At a stop, what changed since the last snapshot is saved
+			// (bounded: the stop must end within 5 s), so that the next
+			// start has nothing to catch up.
+			if d.Index.Ready() && d.Index.Changed() > 0 {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopSnapshot)
+				if err := d.Index.SaveSnapshot(sctx, store, d.Name()); err != nil && failed != nil {
+					failed(err)
+				}
+				cancel()
+			}
 			return
 		case <-t.C:
 		}
@@ -76,6 +86,9 @@ func (d *IndexedDB) KeepSnapshots(ctx context.Context, store *DB, interval time.
 		last = time.Now()
 	}
 }
+
+// stopSnapshot bounds the snapshot saved at a stop.
+const stopSnapshot = 2 * time.Second
 
 // idleSnapshot is the longest a change waits for a snapshot that covers it.
 const idleSnapshot = 5 * time.Minute
