@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"sentinel-go/couch"
+	"sentinel-go/internal/graceful"
 	"sentinel-go/jsexpr"
 	"sentinel-go/pipeline"
 )
@@ -344,7 +345,7 @@ func (d *Daemon) writeCheckpoint(ctx context.Context, cp *couch.Checkpoint, seq 
 	if err := d.Fence(); err != nil {
 		return err
 	}
-	pctx, done := pipeline.Graceful(ctx, couch.DefaultRequestTimeout, stopGrace)
+	pctx, done := graceful.Context(ctx, couch.DefaultRequestTimeout, stopGrace)
 	defer done()
 	err := cp.Write(pctx, seq)
 	if err == nil {

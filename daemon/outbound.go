@@ -5,9 +5,9 @@ import (
 	"time"
 
 	"sentinel-go/couch"
+	"sentinel-go/internal/graceful"
 	"sentinel-go/jsexpr"
 	"sentinel-go/outbound"
-	"sentinel-go/pipeline"
 )
 
 // newOutbox is the outbound queue: mark_for_outbound hands it the pushes,
@@ -38,7 +38,7 @@ func (d *Daemon) newOutbox() *outbound.Queue {
 // syncOutbound makes the pushes queued by the changes processed so far
 // durable (their task docs) before the checkpoint passes those changes.
 func (d *Daemon) syncOutbound(ctx context.Context) error {
-	pctx, done := pipeline.Graceful(ctx, couch.DefaultRequestTimeout, stopGrace)
+	pctx, done := graceful.Context(ctx, couch.DefaultRequestTimeout, stopGrace)
 	started := time.Now()
 	err := d.outbox.Sync(pctx)
 	done()

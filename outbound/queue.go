@@ -14,6 +14,7 @@ import (
 
 	"sentinel-go/couch"
 	"sentinel-go/infodoc"
+	"sentinel-go/internal/graceful"
 	"sentinel-go/jsexpr"
 	"sentinel-go/jsv"
 	"sentinel-go/lineage"
@@ -460,20 +461,9 @@ const pushGrace = 2 * time.Second
 // to finish. Cut halfway, the endpoint may have it while its task still
 // says "not sent", and the next holder or start would send it again.
 func (q *Queue) postGracefully(ctx context.Context, it *qitem) error {
-	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() {
-		t := time.NewTimer(pushGrace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancel()
-		case <-pctx.Done(): // the push ended first
-		}
-	})
-	err := q.pusher().post(pctx, it.Push.Destination, it.Body)
-	cancel()
-	stop()
-	return err
+	pctx, done := graceful.Context(ctx, 24*time.Hour, pushGrace) // the pusher bounds the request itself
+	defer done()
+	return q.pusher().post(pctx, it.Push.Destination, it.Body)
 }
 
 // setState sets it's state under the lock: Sync reads the states of the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"sentinel-go/couch"
+	"sentinel-go/internal/graceful"
 	"sentinel-go/transitions"
 )
 
@@ -207,7 +208,7 @@ func (p *Engine) runChange(ctx context.Context, b *Batch, ch couch.Change, c Bat
 		// The change in hand finishes even when a stop arrives meanwhile,
 		// within grace of the stop (a long expression, a stalled request
 		// are cut there), within bound otherwise.
-		pctx, done := Graceful(ctx, bound, grace)
+		pctx, done := graceful.Context(ctx, bound, grace)
 		out, err := p.ProcessIn(pctx, b, c.Config(), ch)
 		done()
 		if err == nil {
@@ -249,7 +250,7 @@ func (p *Engine) flushBatch(ctx context.Context, b *Batch, c BatchControl) error
 	if err := fence(); err != nil {
 		return err
 	}
-	pctx, done := Graceful(ctx, bound, grace)
+	pctx, done := graceful.Context(ctx, bound, grace)
 	err := p.Flush(pctx, b)
 	done()
 	if err == nil {
@@ -276,24 +277,4 @@ func (c BatchControl) limits() (grace, bound time.Duration) {
 		bound = 2 * time.Minute
 	}
 	return grace, bound
-}
-
-// Graceful is a context for work that must not stop halfway when ctx ends:
-// it ends bound after now, or grace after ctx ends, whichever comes first.
-// done releases it (and the watch on ctx) when the work is over.
-func Graceful(ctx context.Context, bound, grace time.Duration) (context.Context, func()) {
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bound)
-	stopWatch := context.AfterFunc(ctx, func() {
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancel()
-		case <-pctx.Done(): // the work ended first
-		}
-	})
-	return pctx, func() {
-		stopWatch()
-		cancel()
-	}
 }
