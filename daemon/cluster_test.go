@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"sentinel-go/couch"
 	"sentinel-go/couch/couchtest"
 )
 
@@ -70,6 +71,9 @@ func TestClusterFeedRewindsAndOpaqueSeqs(t *testing.T) {
 		r.waitFor(t, id+" processed", func() bool { return env.Get(t, env.MainDB+"-sentinel", id+"-info") != nil })
 	}
 	marker("marker-1")
+	// The lookup index's first snapshot is written once (within 2 s of its
+	// build): not during the rewind measured below.
+	r.waitFor(t, "the lookup index snapshot", func() bool { return env.Get(t, env.MainDB+"-sentinel", couch.SnapshotID) != nil })
 	cp := env.Get(t, env.MainDB+"-sentinel", "_local/transitions-seq")
 	if v, ok := cp["value"].(string); !ok || !strings.Contains(v, "-g1AAAA") {
 		t.Errorf("checkpoint %v: want the server's opaque string seq, kept as is", cp["value"])

@@ -64,8 +64,12 @@ func (r *running) stop(t *testing.T) time.Duration {
 	return time.Since(begin)
 }
 
+// settings are the tests' app_settings. The sending window is the whole day
+// (by default it ends at 23:00, and a test run between 23:00 and midnight
+// would release no due message).
 func settings(transitions map[string]any) map[string]any {
 	return map[string]any{"_id": "settings", "settings": map[string]any{
+		"schedule_evening_hours": 23, "schedule_evening_minutes": 59,
 		"transitions": transitions,
 		"contact_types": []any{
 			map[string]any{"id": "clinic"},
