@@ -34,6 +34,41 @@ func registrationSettings() map[string]any {
 	return s
 }
 
+// registrationBacklog is the settings, a clinic, a CHW and n form P reports
+// of the CHW, to be saved in one bulk write.
+func registrationBacklog(n int) []map[string]any {
+	docs := []map[string]any{registrationSettings(),
+		{"_id": "clinic1", "type": "clinic", "name": "Clinic"},
+		{"_id": "chw1", "type": "person", "name": "CHW", "phone": "+254700000001", "parent": map[string]any{"_id": "clinic1"}}}
+	for i := 0; i < n; i++ {
+		docs = append(docs, map[string]any{"_id": fmt.Sprintf("report-%03d", i), "type": "data_record", "form": "P",
+			"from": "+254700000001", "reported_date": time.Now().UnixMilli() + int64(i), "fields": map[string]any{"patient_name": fmt.Sprintf("P%d", i)}})
+	}
+	return docs
+}
+
+// waitRegistered waits until the n reports of registrationBacklog record
+// their registration.
+func (r *running) waitRegistered(t *testing.T, env *couchtest.Env, n int) {
+	t.Helper()
+	r.waitFor(t, "every report registered", func() bool {
+		for i := 0; i < n; i++ {
+			if infoTransitions(t, env, fmt.Sprintf("report-%03d", i))["registration"] == nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// marker saves a doc no transition touches and waits until r processed it:
+// every change before it in the feed is processed then.
+func (r *running) marker(t *testing.T, env *couchtest.Env, id string) {
+	t.Helper()
+	env.Save(t, env.MainDB, map[string]any{"_id": id, "type": "marker"})
+	r.waitFor(t, id+" processed", func() bool { return env.Get(t, env.MainDB+"-sentinel", id+"-info") != nil })
+}
+
 // TestClusterFeedRewindsAndOpaqueSeqs runs a registration backlog through
 // a feed that behaves like a CouchDB 3 cluster's (opaque string seqs, every
 // doc of a _bulk_docs in one longpoll answer), then rewinds the feed to its
@@ -44,33 +79,15 @@ func TestClusterFeedRewindsAndOpaqueSeqs(t *testing.T) {
 	env := couchtest.New(t)
 	proxy := couchtest.NewClusterProxy(t, env.Server)
 	const n = 120
-	docs := []map[string]any{registrationSettings(),
-		{"_id": "clinic1", "type": "clinic", "name": "Clinic"},
-		{"_id": "chw1", "type": "person", "name": "CHW", "phone": "+254700000001", "parent": map[string]any{"_id": "clinic1"}}}
-	for i := 0; i < n; i++ {
-		docs = append(docs, map[string]any{"_id": fmt.Sprintf("report-%03d", i), "type": "data_record", "form": "P",
-			"from": "+254700000001", "reported_date": time.Now().UnixMilli() + int64(i), "fields": map[string]any{"patient_name": fmt.Sprintf("P%d", i)}})
-	}
+	docs := registrationBacklog(n)
 	env.Save(t, env.MainDB, docs...) // one _bulk_docs: one batch through the proxy
 	viaProxy := *env
 	viaProxy.URL = proxy.Server + "/" + env.MainDB
 	r := start(t, &viaProxy)
-	registered := func(id string) bool { return infoTransitions(t, env, id)["registration"] != nil }
-	r.waitFor(t, "every report registered", func() bool {
-		for i := 0; i < n; i++ {
-			if !registered(fmt.Sprintf("report-%03d", i)) {
-				return false
-			}
-		}
-		return true
-	})
+	r.waitRegistered(t, env, n)
 	// Caught up, including the changes of its own writes: a marker doc no
 	// transition touches is processed last.
-	marker := func(id string) {
-		env.Save(t, env.MainDB, map[string]any{"_id": id, "type": "marker"})
-		r.waitFor(t, id+" processed", func() bool { return env.Get(t, env.MainDB+"-sentinel", id+"-info") != nil })
-	}
-	marker("marker-1")
+	r.marker(t, env, "marker-1")
 	// The lookup index's first snapshot is written once (within 2 s of its
 	// build): not during the rewind measured below.
 	r.waitFor(t, "the lookup index snapshot", func() bool { return env.Get(t, env.MainDB+"-sentinel", couch.SnapshotID) != nil })
@@ -86,9 +103,9 @@ func TestClusterFeedRewindsAndOpaqueSeqs(t *testing.T) {
 	}
 
 	proxy.RewindNext()
-	marker("marker-2") // its change wakes the longpoll; the read after it starts over
+	r.marker(t, env, "marker-2") // its change wakes the longpoll; the read after it starts over
 	r.waitFor(t, "the feed rewound", func() bool { return proxy.Rewinds() == 1 })
-	marker("marker-3") // processed after the whole rewound feed: it is in feed order
+	r.marker(t, env, "marker-3") // processed after the whole rewound feed: it is in feed order
 
 	after := updateSeqs(t, env)
 	// Only the markers: the test's 2 saves, the daemon's 2 info docs.
@@ -136,28 +153,10 @@ func updateSeqs(t *testing.T, env *couchtest.Env) [2]int {
 // feed without reading the info docs of what was done.
 func TestKnownSurvivesRestart(t *testing.T) {
 	env := couchtest.New(t)
-	docs := []map[string]any{registrationSettings(),
-		{"_id": "clinic1", "type": "clinic", "name": "Clinic"},
-		{"_id": "chw1", "type": "person", "name": "CHW", "phone": "+254700000001", "parent": map[string]any{"_id": "clinic1"}}}
-	for i := 0; i < 60; i++ {
-		docs = append(docs, map[string]any{"_id": fmt.Sprintf("report-%03d", i), "type": "data_record", "form": "P",
-			"from": "+254700000001", "reported_date": time.Now().UnixMilli() + int64(i), "fields": map[string]any{"patient_name": fmt.Sprintf("P%d", i)}})
-	}
-	env.Save(t, env.MainDB, docs...)
-	marker := func(r *running, id string) {
-		env.Save(t, env.MainDB, map[string]any{"_id": id, "type": "marker"})
-		r.waitFor(t, id+" processed", func() bool { return env.Get(t, env.MainDB+"-sentinel", id+"-info") != nil })
-	}
+	env.Save(t, env.MainDB, registrationBacklog(60)...)
 	first := start(t, env)
-	first.waitFor(t, "every report registered", func() bool {
-		for i := 0; i < 60; i++ {
-			if infoTransitions(t, env, fmt.Sprintf("report-%03d", i))["registration"] == nil {
-				return false
-			}
-		}
-		return true
-	})
-	marker(first, "marker-1") // after the changes of the daemon's own writes
+	first.waitRegistered(t, env, 60)
+	first.marker(t, env, "marker-1") // after the changes of the daemon's own writes
 	first.stop(t)
 	saved := env.Get(t, env.MainDB+"-sentinel", "_local/sentinel-go-known")
 	if n, _ := saved["count"].(float64); n < 120 {
@@ -169,7 +168,7 @@ func TestKnownSurvivesRestart(t *testing.T) {
 	}
 	before := updateSeqs(t, env)
 	second := start(t, env)
-	marker(second, "marker-2")
+	second.marker(t, env, "marker-2")
 	if after := updateSeqs(t, env); after[0]-before[0] != 1 || after[1]-before[1] != 1 {
 		t.Errorf("writes during the rewound re-read: main %d, sentinel %d; want only the marker and its info doc",
 			after[0]-before[0], after[1]-before[1])
