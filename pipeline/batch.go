@@ -169,10 +169,8 @@ func (p *Engine) NewBatch(ctx context.Context, changes []couch.Change) *Batch {
 }
 
 // resolveJournals settles in one bulk write the journals that a crash left
-// on the info docs of the batch's changes, as resolvePending does for one:
-// a journal at the doc's revision means its save did not happen (cleared:
-// the change is processed again), at another one that it did (its records
-// become the transitions'). A kill in the middle of a commit leaves one on
+// on the info docs of the batch's changes (settleJournal), as
+// resolvePending does for one. A kill in the middle of a commit leaves one on
 // every change of the batch: settled one by one, each change then replayed
 // one write at a time, they cost about 40 ms each after the restart. A
 // change processed again with group commit reuses the docs its first run
@@ -187,12 +185,7 @@ func (p *Engine) resolveJournals(ctx context.Context, b *Batch, changes []couch.
 			continue
 		}
 		next := jsv.CloneMap(info)
-		if pending["rev"] != ch.Rev {
-			if records := jsv.Map(pending["transitions"]); records != nil {
-				next["transitions"] = records
-			}
-		}
-		delete(next, pendingKey)
+		settleJournal(next, pending, ch.Rev)
 		docs = append(docs, next)
 		ids = append(ids, ch.ID)
 	}

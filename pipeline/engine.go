@@ -449,16 +449,20 @@ func (p *Engine) resolvePending(ctx context.Context, b *Batch, id string, info t
 	if pending == nil {
 		return info, nil
 	}
-	if pending["rev"] == rev {
-		return p.writeInfo(ctx, b, id, info, func(d transitions.Doc) { delete(d, pendingKey) })
-	}
-	records := jsv.Map(pending["transitions"])
-	return p.writeInfo(ctx, b, id, info, func(d transitions.Doc) {
-		if records != nil {
+	return p.writeInfo(ctx, b, id, info, func(d transitions.Doc) { settleJournal(d, pending, rev) })
+}
+
+// settleJournal applies journal pending to info doc d of a doc now at rev:
+// a journal at that revision means its save did not happen (it is only
+// dropped), at another one that it did (its records become the
+// transitions').
+func settleJournal(d transitions.Doc, pending map[string]any, rev string) {
+	if pending["rev"] != rev {
+		if records := jsv.Map(pending["transitions"]); records != nil {
 			d["transitions"] = records
 		}
-		delete(d, pendingKey)
-	})
+	}
+	delete(d, pendingKey)
 }
 
 // writeInfo applies edit to the info doc and saves it; on a 409 it re-reads
