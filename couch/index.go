@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -500,8 +501,9 @@ func (x *Index) observe(doc Doc, scanned bool) {
 		x.remove(id, scanned)
 		return
 	}
-	codes := shortcodesOf(doc)
+	codes := x.hashes(shortcodesOf(doc))
 	keys, _ := contactKeysOf(doc)
+	keyHs := x.hashes(keys)
 	var body []byte
 	if cachedDoc(doc) {
 		body, _ = json.Marshal(doc)
@@ -517,29 +519,26 @@ func (x *Index) observe(doc Doc, scanned bool) {
 			x.fresh[id] = struct{}{}
 		}
 	}
-	if !x.holds(h, codes, keys) {
+	if !x.holds(h, codes, keyHs) {
 		// Only what changes the index makes a snapshot due: a rewound
 		// feed, which brings unchanged docs again, saves none.
 		x.changed++
 	}
 	x.ids.add(h)
 	for _, c := range codes {
-		x.used.add(x.hash(c))
+		x.used.add(c)
 	}
 	x.dropKeys(h, id)
-	switch len(keys) {
+	switch len(keyHs) {
 	case 0:
 	case 1:
-		k := x.hash(keys[0])
-		x.addID(k, id)
-		x.keysOf1[h] = k
+		x.addID(keyHs[0], id)
+		x.keysOf1[h] = keyHs[0]
 	default:
-		hs := make([]uint64, len(keys))
-		for i, k := range keys {
-			hs[i] = x.hash(k)
-			x.addID(hs[i], id)
+		for _, k := range keyHs {
+			x.addID(k, id)
 		}
-		x.keysOfN[h] = hs
+		x.keysOfN[h] = keyHs
 	}
 	if body != nil {
 		x.docs.put(id, body)
@@ -572,14 +571,14 @@ func (x *Index) remove(id string, scanned bool) {
 	x.docs.drop(id)
 }
 
-// holds reports whether the index already has id h with these shortcodes
-// taken and these contact keys (x.mu held).
-func (x *Index) holds(h uint64, codes, keys []string) bool {
+// holds reports whether the index already has id h with these shortcode
+// hashes taken and these contact key hashes (x.mu held).
+func (x *Index) holds(h uint64, codes, keys []uint64) bool {
 	if !x.ids.has(h) {
 		return false
 	}
 	for _, c := range codes {
-		if !x.used.has(x.hash(c)) {
+		if !x.used.has(c) {
 			return false
 		}
 	}
@@ -589,19 +588,22 @@ func (x *Index) holds(h uint64, codes, keys []string) bool {
 		return !one && len(x.keysOfN[h]) == 0
 	case 1:
 		k, ok := x.keysOf1[h]
-		return ok && k == x.hash(keys[0])
+		return ok && k == keys[0]
 	default:
-		hs := x.keysOfN[h]
-		if len(hs) != len(keys) {
-			return false
-		}
-		for i, k := range keys {
-			if hs[i] != x.hash(k) {
-				return false
-			}
-		}
-		return true
+		return slices.Equal(x.keysOfN[h], keys)
 	}
+}
+
+// hashes are the index's hashes of ss (nil for none).
+func (x *Index) hashes(ss []string) []uint64 {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := make([]uint64, len(ss))
+	for i, s := range ss {
+		out[i] = x.hash(s)
+	}
+	return out
 }
 
 // Forget drops the cached body of a doc (after a failed write to it: the
