@@ -610,26 +610,28 @@ func isConfigDoc(id string) bool {
 // of the watch (at most PollTimeout apart), and reloads the config then.
 func (d *Daemon) watchConfig(ctx context.Context) {
 	log := d.log.With().Str("component", "config").Logger()
+	// failed waits after a failed request: for the server when it is
+	// unreachable (with every other component), else 5 s.
+	failed := func(err error, msg string) {
+		if ctx.Err() == nil && d.awaitServer(ctx, err) != nil {
+			log.Warn().Err(err).Msg(msg)
+			sleep(ctx, jitter(5*time.Second))
+		}
+	}
 	var since string
 	var ids []string
 	for ctx.Err() == nil {
 		if since == "" {
 			s, err := d.client.Main.CurrentSeq(ctx)
 			if err != nil {
-				if ctx.Err() == nil && d.awaitServer(ctx, err) != nil {
-					log.Warn().Err(err).Msg("Cannot watch settings; retrying")
-					sleep(ctx, jitter(5*time.Second))
-				}
+				failed(err, "Cannot watch settings; retrying")
 				continue
 			}
 			since = s
 		}
 		now, err := configDocIDs(ctx, d.client.Main)
 		if err != nil {
-			if ctx.Err() == nil && d.awaitServer(ctx, err) != nil {
-				log.Warn().Err(err).Msg("Settings watch interrupted; retrying")
-				sleep(ctx, jitter(5*time.Second))
-			}
+			failed(err, "Settings watch interrupted; retrying")
 			continue
 		}
 		// A translation doc created since the last look: its change came
@@ -639,10 +641,7 @@ func (d *Daemon) watchConfig(ctx context.Context) {
 		if !changed {
 			b, err := d.client.Main.Changes(ctx, couch.FeedOptions{Since: since, Limit: 500, Timeout: d.opts.PollTimeout, DocIDs: ids})
 			if err != nil {
-				if ctx.Err() == nil && d.awaitServer(ctx, err) != nil {
-					log.Warn().Err(err).Msg("Settings watch interrupted; retrying")
-					sleep(ctx, jitter(5*time.Second))
-				}
+				failed(err, "Settings watch interrupted; retrying")
 				continue
 			}
 			for _, c := range b.Changes {
