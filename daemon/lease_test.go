@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -31,10 +32,14 @@ func TestLeaseLostStopsWork(t *testing.T) {
 		t.Fatalf("checkpoint lease_token = %v, want 1", got)
 	}
 
-	// Another instance takes the lease over (as after this one's pause).
-	l := env.Get(t, sdb, daemon.LeaseDocID)
-	l["holder"], l["instance"], l["token"] = "other", "other", 2.0
-	env.Save(t, sdb, l)
+	// Another instance takes the lease over (as after this one's pause):
+	// written over the revision read, which a renewal may have just
+	// replaced (then read and written again).
+	r.waitFor(t, "the lease taken by another instance", func() bool {
+		l := env.Get(t, sdb, daemon.LeaseDocID)
+		l["holder"], l["instance"], l["token"] = "other", "other", 2.0
+		return couchtest.Request(http.MethodPut, env.Server+"/"+sdb+"/"+daemon.LeaseDocID, l, nil) == nil
+	})
 	r.waitFor(t, "the lease lost", func() bool { return r.d.Fence() != nil })
 	env.Save(t, env.MainDB, map[string]any{"_id": "p2", "type": "person", "name": "Two"})
 	time.Sleep(time.Second)
